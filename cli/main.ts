@@ -1,0 +1,137 @@
+// The juicefs-csi command: one binary, one subcommand per process the product runs.
+// Implementations are imported lazily so `version` and usage errors stay instant.
+import { Command, CommanderError, Option } from "commander";
+import { logLevels } from "../lib/log.ts";
+import { packageName, version } from "../lib/version.ts";
+import { exitCodes, UsageError } from "./errors.ts";
+import { readInputFile } from "./io.ts";
+
+export interface CliIO {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+}
+
+const defaultIO: CliIO = {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+};
+
+function logLevelOption(): Option {
+  return new Option("--log-level <level>", "log level (also $LOG_LEVEL)").choices(logLevels as string[]);
+}
+
+export function buildProgram(io: CliIO): Command {
+  const program = new Command("juicefs-csi")
+    .description("JuiceFS CSI driver: CSI plugin, admission webhook and offline tools")
+    .version(version, "-V, --version", "print the version")
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: () => {} });
+
+  program
+    .command("version")
+    .description("print the version")
+    .option("--json", "print as JSON")
+    .action((opts: { json?: boolean }) => {
+      const info = { name: packageName, version, node: process.version };
+      io.stdout(
+        opts.json ? `${JSON.stringify(info)}\n` : `juicefs-csi ${version} (node ${process.version})\n`,
+      );
+    });
+
+  program
+    .command("driver")
+    .description("run the CSI plugin (gRPC on a unix socket)")
+    .option("--endpoint <url>", "CSI endpoint", process.env.CSI_ENDPOINT ?? "unix:///csi/csi.sock")
+    .option("--node-id <name>", "node name (also $NODE_NAME)", process.env.NODE_NAME)
+    .addOption(
+      new Option("--services <list>", "CSI services to serve")
+        .choices(["controller", "node", "all"])
+        .default("all"),
+    )
+    .addOption(
+      new Option("--mount-mode <mode>", "where the JuiceFS client runs")
+        .choices(["pod", "process", "sidecar"])
+        .default(process.env.JUICEFS_MOUNT_MODE ?? "pod"),
+    )
+    .option("--config <file>", "driver configuration file (YAML)")
+    .addOption(logLevelOption())
+    .allowExcessArguments(false)
+    .action(async (opts: Record<string, unknown>) => {
+      const { runDriver } = await import("../driver/main.ts");
+      await runDriver(opts);
+    });
+
+  program
+    .command("webhook")
+    .description("run the admission webhook (HTTPS)")
+    .option("--port <port>", "HTTPS port", "9443")
+    .option("--tls-cert-file <file>", "serving certificate (PEM)", "/etc/webhook/certs/tls.crt")
+    .option("--tls-key-file <file>", "serving key (PEM)", "/etc/webhook/certs/tls.key")
+    .option("--config <file>", "driver configuration file (YAML)")
+    .addOption(logLevelOption())
+    .action(async (opts: Record<string, unknown>) => {
+      const { runWebhook } = await import("../webhook/main.ts");
+      await runWebhook(opts);
+    });
+
+  program
+    .command("inject")
+    .description("inject the JuiceFS sidecar into pod manifests offline and print the result")
+    .requiredOption("-f, --file <file>", "pod manifest(s), YAML or JSON ('-' for stdin)")
+    .option("--manifests <file...>", "PVC/PV/StorageClass/Secret manifests the pod refers to")
+    .option("-o, --output <format>", "yaml or json", "yaml")
+    .action(async (opts: { file: string; manifests?: string[]; output: string }) => {
+      const input = await readInputFile(opts.file);
+      const context = await Promise.all((opts.manifests ?? []).map((f) => readInputFile(f, "--manifests")));
+      const { injectOffline } = await import("../webhook/offline.ts");
+      const result = await injectOffline({ pods: input, context, output: opts.output });
+      io.stdout(result.output);
+      for (const w of result.warnings) io.stderr(`warning: ${w}\n`);
+      if (!result.ok) throw new CommandFailed();
+    });
+
+  program
+    .command("validate")
+    .description("validate Secrets, PVs, PVCs, StorageClasses and pods offline")
+    .requiredOption("-f, --file <file>", "manifest(s), YAML or JSON ('-' for stdin)")
+    .action(async (opts: { file: string }) => {
+      const input = await readInputFile(opts.file);
+      const { validateOffline } = await import("../webhook/offline.ts");
+      const result = await validateOffline({ manifests: input });
+      io.stdout(result.output);
+      if (!result.ok) throw new CommandFailed();
+    });
+
+  return program;
+}
+
+/** The command ran and reported its own failure (e.g. invalid manifests): exit 1, nothing more to print. */
+class CommandFailed extends Error {}
+
+/** Runs the CLI and returns the exit code: 0 ok, 1 the command failed, 2 usage error. */
+export async function main(argv: string[], io: CliIO = defaultIO): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return exitCodes.ok;
+  } catch (err) {
+    if (err instanceof CommandFailed) return exitCodes.failure;
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return exitCodes.ok;
+      if (err.code === "commander.help") return exitCodes.ok;
+      io.stderr(`juicefs-csi: ${oneLine(err.message.replace(/^error: /, ""))}\n`);
+      return exitCodes.usage;
+    }
+    if (err instanceof UsageError) {
+      io.stderr(`juicefs-csi: ${oneLine(err.message)}\n`);
+      return exitCodes.usage;
+    }
+    io.stderr(`juicefs-csi: ${oneLine(err instanceof Error ? err.message : String(err))}\n`);
+    return exitCodes.failure;
+  }
+}
+
+function oneLine(s: string): string {
+  return s.split("\n").filter(Boolean).join("; ");
+}

@@ -1,0 +1,62 @@
+import { Writable } from "node:stream";
+import t from "tap";
+import { createLogger } from "../../lib/log.ts";
+import { createRegistry } from "../../lib/metrics.ts";
+
+function capture(): { stream: Writable; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(c, _e, cb) {
+      chunks.push(String(c));
+      cb();
+    },
+  });
+  return {
+    stream,
+    lines: () =>
+      chunks
+        .join("")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l)),
+  };
+}
+
+t.test("secrets are redacted at any depth, other fields kept", async (t) => {
+  const out = capture();
+  const log = createLogger({ level: "info", destination: out.stream });
+  log.info(
+    {
+      req: { volume_id: "pvc-1", secrets: { metaurl: "redis://:pw@h/1", token: "TOKVALUE" } },
+      settings: { metaurl: "redis://:pw@h/1", "secret-key": "sk", "access-key": "ak", name: "vol" },
+      deep: { a: { b: { token: "t2" } } },
+    },
+    "publish",
+  );
+  const raw = JSON.stringify(out.lines());
+  for (const s of ["pw@h", "TOKVALUE", '"sk"', '"ak"', "t2"]) t.notMatch(raw, s, `${s} is not logged`);
+  const [line] = out.lines();
+  t.match(line, {
+    msg: "publish",
+    req: { volume_id: "pvc-1", secrets: "[REDACTED]" },
+    settings: { name: "vol" },
+  });
+});
+
+t.test("level from option, then $LOG_LEVEL; a bad level is refused by name", async (t) => {
+  const out = capture();
+  createLogger({ level: "warn", destination: out.stream }).info("hidden");
+  t.equal(out.stream.writableLength, 0);
+  t.equal(createLogger({ level: "debug", destination: out.stream }).level, "debug");
+  process.env.LOG_LEVEL = "error";
+  t.teardown(() => delete process.env.LOG_LEVEL);
+  t.equal(createLogger({ destination: out.stream }).level, "error");
+  t.throws(() => createLogger({ level: "loud" }), /log level "loud" is not one of fatal, error/);
+});
+
+t.test("each registry is independent and exposes default process metrics with our prefix", async (t) => {
+  const a = createRegistry();
+  const b = createRegistry({ defaultMetrics: false });
+  t.match(await a.metrics(), /juicefs_csi_process_cpu_user_seconds_total/);
+  t.equal(await b.metrics(), "\n");
+});
