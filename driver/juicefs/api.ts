@@ -1,0 +1,145 @@
+// The contract of the JuiceFS domain (driver/juicefs/): plain objects in, plain objects out.
+// The node plugin (process mode and Mount Pods) and the webhook (sidecars) call only these.
+// Kubernetes types are imported as types only: nothing here talks to the API, the disk or a process.
+import type {
+  V1Container,
+  V1EnvVar,
+  V1LocalObjectReference,
+  V1Pod,
+  V1PodDNSConfig,
+  V1Toleration,
+} from "@kubernetes/client-node";
+
+export type Edition = "community" | "enterprise";
+
+/** Driver-wide configuration (chart ConfigMap / --config file). Highest precedence. */
+export interface DriverConfig {
+  /** Default mount image per edition (else constants.defaultMountImages). */
+  mountImage?: Partial<Record<Edition, string>>;
+  /** Forced settings, same keys as StorageClass parameters (e.g. "juicefs/mount-image"). */
+  overrides?: Record<string, string>;
+  /** PVC annotation keys honoured; default: the four juicefs/mount-{cpu,memory}-{request,limit} keys and juicefs/mount-image. */
+  pvcAnnotationKeys?: string[];
+  /** Host folder under which each volume is mounted (default constants.paths.hostMountRoot). */
+  hostMountRoot?: string;
+}
+
+/** Everything settings are made from, as plain decoded objects. */
+export interface SettingsInput {
+  /** CSI volume id (PV name for dynamic volumes, volumeHandle for static ones). */
+  volumeId: string;
+  /** Decoded Secret data (string values), keys as in constants.secretKeys. */
+  secret: Record<string, string>;
+  /** The Secret's identity, for messages ("Secret ns/name: field ..."). */
+  secretRef?: { name: string; namespace: string };
+  /** CSI volume context: PV volumeAttributes (static) / StorageClass parameters + our CreateVolume output (dynamic). */
+  volumeContext?: Record<string, string>;
+  /** PV spec.mountOptions (the provisioner copies StorageClass mountOptions there). */
+  pvMountOptions?: string[];
+  storageClass?: { name?: string; parameters?: Record<string, string>; mountOptions?: string[] };
+  pvcAnnotations?: Record<string, string>;
+  driverConfig?: DriverConfig;
+  /** The publish asked for read-only. */
+  readOnly?: boolean;
+  /** Names the object the settings come from in messages, e.g. "PersistentVolume pv-1". */
+  objectName?: string;
+}
+
+/** One problem, naming the field. `value` is "[REDACTED]" when the field is secret. */
+export interface SettingsError {
+  field: string;
+  value: string;
+  message: string;
+}
+
+/** Canonical resource quantities; an absent key means "no request/limit". */
+export interface Resources {
+  requests: { cpu?: string; memory?: string };
+  limits: { cpu?: string; memory?: string };
+}
+
+export interface CachePvc {
+  claimName: string;
+  mountPath: string;
+}
+
+export interface JuiceFSSettings {
+  volumeId: string;
+  edition: Edition;
+  /** File system name (Secret `name`). */
+  name: string;
+  /** Decoded Secret data; never copied into a pod spec (containers get secretKeyRef), only hashed and used by process mode. */
+  secret: Record<string, string>;
+  /** Normalized JuiceFS mount options ("k" or "k=v"), without the ones the driver owns. */
+  mountOptions: string[];
+  /** Cache directories (absolute); "memory" is not a directory and is not listed here. */
+  cacheDirs: string[];
+  /** Sub-directory of the file system this volume lives in ("" = root), from volumeContext.subPath. */
+  subPath: string;
+  readOnly: boolean;
+  image: string;
+  resources: Resources;
+  /** juicefs/mount-delete-delay in milliseconds (0 = delete at once). */
+  deleteDelayMs: number;
+  cleanCache: boolean;
+  /** Secret `envs`: environment of the client. */
+  envs: Record<string, string>;
+  /** Secret `configs`: Secret name → absolute directory it is mounted at. */
+  configs: Record<string, string>;
+  /** `juicefs format` flags from the Secret (format-options, trash-days, block-size, ...), e.g. "--trash-days=1". */
+  formatOptions: string[];
+  mountLabels: Record<string, string>;
+  mountAnnotations: Record<string, string>;
+  hostPaths: string[];
+  cachePvcs: CachePvc[];
+  /** Host folder under which each volume is mounted. */
+  hostMountRoot: string;
+}
+
+export type SettingsResult =
+  | { ok: true; settings: JuiceFSSettings; warnings: string[] }
+  | { ok: false; errors: SettingsError[]; warnings: string[] };
+
+/** An environment variable of the client: a literal, or a Secret key (never inlined). */
+export type ClientEnv = { name: string; value: string } | { name: string; secretKey: string };
+
+/**
+ * The client's command lines. Arguments reference secret values as Kubernetes `$(VAR)` expansions
+ * of `env` entries; each argument is exactly one argv element (no shell).
+ * Process mode expands `$(VAR)` itself with the same rules as the kubelet.
+ */
+export interface ClientCommands {
+  env: ClientEnv[];
+  /** `juicefs format ...` (community) or `juicefs auth ...` (enterprise), run before mount; may be absent. */
+  prepare?: string[];
+  /** `juicefs mount --foreground SOURCE MOUNTPOINT -o ...`. */
+  mount: string[];
+  /** `juicefs umount MOUNTPOINT`. */
+  umount: string[];
+}
+
+export interface MountContainerOptions {
+  /** Where the FUSE mount is made inside the container (and on the host for Mount Pods). */
+  mountPoint: string;
+  /** Secret (in the pod's namespace) whose keys are referenced with secretKeyRef. */
+  secretName: string;
+  /** Container name; default "juicefs-mount". */
+  name?: string;
+}
+
+export interface NodeInheritance {
+  tolerations?: V1Toleration[];
+  dnsPolicy?: string;
+  dnsConfig?: V1PodDNSConfig;
+  imagePullSecrets?: V1LocalObjectReference[];
+  serviceAccountName?: string;
+}
+
+export interface MountPodOptions {
+  namespace: string;
+  secretName: string;
+  /** What the node plugin's own pod passes on (tolerations, DNS, pull secrets). */
+  inherit?: NodeInheritance;
+}
+
+export type { V1Container, V1EnvVar, V1Pod };
