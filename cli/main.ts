@@ -55,6 +55,10 @@ export function buildProgram(io: CliIO): Command {
         .default(process.env.JUICEFS_MOUNT_MODE ?? "pod"),
     )
     .option("--config <file>", "driver configuration file (YAML)")
+    .option("--driver-name <name>", "CSI driver name reported to the CO", "csi.juicefs.com")
+    .option("--juicefs-path <file>", "juicefs executable for process-mode clients (default: juicefs on PATH)")
+    .option("--state-dir <dir>", "records and logs of process-mode clients", "/var/lib/juicefs/csi")
+    .option("--metrics-port <port>", "serve Prometheus metrics on this port (0: off)", "0")
     .addOption(logLevelOption())
     .allowExcessArguments(false)
     .action(async (opts: Record<string, unknown>) => {
@@ -102,6 +106,29 @@ export function buildProgram(io: CliIO): Command {
       io.stdout(result.output);
       if (!result.ok) throw new CommandFailed();
     });
+
+  program
+    .command("lint-values")
+    .description("check Helm values for the chart: values schema, helm lint --strict, Kubernetes schemas")
+    .requiredOption("-f, --file <file...>", "values file(s), applied in order like helm -f ('-' for stdin)")
+    .option("--chart <dir>", "chart directory (default: the chart next to this command)")
+    .option("--helm <path>", "helm binary (default: $HELM, the project's helm, else helm on PATH)")
+    .option("-n, --namespace <ns>", "release namespace to render for", "kube-system")
+    .option("--kube-version <version>", "Kubernetes version to render for")
+    .action(
+      async (opts: {
+        file: string[];
+        chart?: string;
+        helm?: string;
+        namespace: string;
+        kubeVersion?: string;
+      }) => {
+        const { lintValuesCommand } = await import("./lint-values.ts");
+        const r = await lintValuesCommand(opts);
+        io.stdout(r.output);
+        if (!r.ok) throw new CommandFailed();
+      },
+    );
 
   return program;
 }

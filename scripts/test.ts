@@ -1,7 +1,7 @@
 // `npm test`: every check CI runs, in order, stopping at the first failing step. Always ends with
 // the plain line "N passed, N failed, N skipped" (tap's assertion totals) so CI can tell that tests ran.
 import { spawnSync } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { projectRoot } from "../lib/paths.ts";
 import { helmPath } from "../lib/tools.ts";
@@ -10,7 +10,10 @@ import { summarize } from "./test-summary.ts";
 const bin = (n: string) => join(projectRoot, "node_modules", ".bin", n);
 const chart = join(projectRoot, "charts", "juicefs-csi-driver");
 // Extra arguments go to tap (e.g. `npm test -- test/cli`).
-const tapArgs = process.argv.slice(2);
+// A folder stands for the test files in it (tap's `include` setting does not match bare folders).
+const tapArgs = process.argv
+  .slice(2)
+  .map((a) => (existsSync(a) && statSync(a).isDirectory() ? `${a.replace(/\/$/, "")}/**/*.test.ts` : a));
 
 interface Step {
   name: string;

@@ -125,6 +125,10 @@ export interface MountContainerOptions {
   secretName: string;
   /** Container name; default "juicefs-mount". */
   name?: string;
+  /** Folder mounted (Bidirectional) that holds mountPoint; default its parent directory. */
+  mountRoot?: string;
+  /** Name of the pod volume mounted at mountRoot; default "jfs-dir". */
+  mountVolumeName?: string;
 }
 
 export interface NodeInheritance {

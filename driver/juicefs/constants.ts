@@ -132,3 +132,196 @@ export const timeouts = {
 
 /** Mount Pods run in the node plugin's namespace with this priority class. */
 export const mountPodPriorityClass = "system-node-critical";
+
+/** Paths inside the product's containers (chart volume mounts and the CLI's defaults agree on these). */
+export const containerPaths = {
+  /** Folder of the CSI socket in the plugin and sidecar containers (`driver --endpoint` default). */
+  csiSocketDir: "/csi",
+  csiEndpoint: "unix:///csi/csi.sock",
+  /** Driver-wide configuration (chart ConfigMap key `config.yaml`), passed with `--config`. */
+  configFile: "/etc/juicefs-csi/config.yaml",
+  /** Webhook serving certificate and key (`webhook --tls-cert-file/--tls-key-file` defaults). */
+  webhookCertDir: "/etc/webhook/certs",
+} as const;
+
+/** Environment variables the chart sets and the processes read. */
+export const envVars = {
+  nodeName: "NODE_NAME",
+  /** Namespace the process runs in: Mount Pods, per-volume Secrets and clean-cache Jobs go there. */
+  podNamespace: "POD_NAMESPACE",
+  /** The process's own pod (the node plugin copies tolerations, DNS and pull secrets to Mount Pods). */
+  podName: "POD_NAME",
+  /** Default of `--mount-mode`; also tells the webhook whether to inject sidecars. */
+  mountMode: "JUICEFS_MOUNT_MODE",
+  logLevel: "LOG_LEVEL",
+} as const;
+
+/** One permission a process of ours needs from the Kubernetes API. */
+export interface ApiAccessRule {
+  /** API group ("" = core). */
+  apiGroup: string;
+  /** Resource, with subresource after a slash ("pods/log"). */
+  resource: string;
+  verbs: readonly string[];
+  /** "namespace" = only in the driver's own namespace (Role); "cluster" = every namespace (ClusterRole). */
+  scope: "namespace" | "cluster";
+  /** The code path that makes the call. */
+  why: string;
+}
+
+/**
+ * What each of our processes calls on the Kubernetes API. The chart's RBAC grants exactly these (plus
+ * what the upstream CSI sidecars need) and the chart tests check it both ways: a call added in code
+ * must be added here and to the chart, and the chart grants nothing more.
+ */
+export const apiAccess = {
+  /** `driver --services controller` (the plugin container only; sidecars are listed in the chart). */
+  controller: [
+    {
+      apiGroup: "",
+      resource: "persistentvolumeclaims",
+      verbs: ["get"],
+      scope: "cluster",
+      why: "CreateVolume: pathPattern may use the PVC's labels and annotations (name/namespace come from --extra-create-metadata)",
+    },
+    {
+      apiGroup: "",
+      resource: "persistentvolumes",
+      verbs: ["get"],
+      scope: "cluster",
+      why: "DeleteVolume: the request has no volume context, the sub-directory is read from the PV's volumeAttributes",
+    },
+  ],
+  /** `driver --services node`, every mount mode. */
+  node: [
+    {
+      apiGroup: "",
+      resource: "persistentvolumes",
+      verbs: ["get"],
+      scope: "cluster",
+      why: "NodePublishVolume: settings include the PV's mountOptions and volumeAttributes",
+    },
+    {
+      apiGroup: "",
+      resource: "persistentvolumeclaims",
+      verbs: ["get"],
+      scope: "cluster",
+      why: "NodePublishVolume: PVC annotations override the client's resources and image per claim",
+    },
+    {
+      apiGroup: "",
+      resource: "secrets",
+      verbs: ["get"],
+      scope: "cluster",
+      why: "NodePublishVolume: the node-publish Secret's `configs` names other Secrets of its namespace to mount",
+    },
+    {
+      apiGroup: "",
+      resource: "events",
+      verbs: ["create", "patch"],
+      scope: "cluster",
+      why: "publish failures are reported as Events on the application pod (any namespace)",
+    },
+    {
+      apiGroup: "",
+      resource: "nodes",
+      verbs: ["get"],
+      scope: "cluster",
+      why: "startup: reads its own Node (NodeGetInfo, Mount Pod scheduling)",
+    },
+  ],
+  /** Added to `node` when mountMode is `pod` (Mount Pods live in the driver's namespace). */
+  nodeMountPod: [
+    {
+      apiGroup: "",
+      resource: "pods",
+      verbs: ["get", "list", "watch", "create", "delete", "patch"],
+      scope: "namespace",
+      why: "Mount Pods: find by labels, create, delete at zero references; the reconciler watches them",
+    },
+    {
+      apiGroup: "",
+      resource: "pods",
+      verbs: ["list", "watch"],
+      scope: "cluster",
+      why: "reconciler: the pods of this node in every namespace (fieldSelector spec.nodeName), to drop references of pods that are gone",
+    },
+    {
+      apiGroup: "",
+      resource: "pods/log",
+      verbs: ["get"],
+      scope: "namespace",
+      why: "a Mount Pod that does not become ready: its last log lines go into the gRPC error and the Event",
+    },
+    {
+      apiGroup: "",
+      resource: "secrets",
+      verbs: ["get", "create", "update", "delete"],
+      scope: "namespace",
+      why: "per-volume Secret the Mount Pod reads its credentials from",
+    },
+    {
+      apiGroup: "batch",
+      resource: "jobs",
+      verbs: ["create", "get", "delete"],
+      scope: "namespace",
+      why: "juicefs/clean-cache: a Job on the node removes the volume's cache after the Mount Pod is gone",
+    },
+    {
+      apiGroup: "",
+      resource: "configmaps",
+      verbs: ["get", "list", "watch"],
+      scope: "namespace",
+      why: "Mount Pod references and state",
+    },
+  ],
+  /**
+   * `webhook`. Read-only: the webhook is registered with `sideEffects: None` (dry-run requests must
+   * change nothing), so it never creates Secrets; a sidecar reads the Secret from the pod's own
+   * namespace, and a JuiceFS PVC whose Secret lives elsewhere is refused with a message saying so.
+   */
+  webhook: [
+    {
+      apiGroup: "",
+      resource: "persistentvolumeclaims",
+      verbs: ["get", "list", "watch"],
+      scope: "cluster",
+      why: "informer: the pod's PVCs (live get on a cache miss)",
+    },
+    {
+      apiGroup: "",
+      resource: "persistentvolumes",
+      verbs: ["get", "list", "watch"],
+      scope: "cluster",
+      why: "informer: is the PVC bound to a csi.juicefs.com PV; volumeAttributes and mountOptions",
+    },
+    {
+      apiGroup: "storage.k8s.io",
+      resource: "storageclasses",
+      verbs: ["get", "list", "watch"],
+      scope: "cluster",
+      why: "informer: parameters and mountOptions of the PV's StorageClass",
+    },
+    {
+      apiGroup: "",
+      resource: "secrets",
+      verbs: ["get"],
+      scope: "cluster",
+      why: "live read with a short-lived cache (no informer: the webhook never lists Secrets): the node-publish Secret the sidecar's settings are built from",
+    },
+    {
+      apiGroup: "",
+      resource: "namespaces",
+      verbs: ["get", "list", "watch"],
+      scope: "cluster",
+      why: "informer: the namespace's juicefs.com/enable-injection label",
+    },
+  ],
+} as const satisfies Record<string, readonly ApiAccessRule[]>;
+
+/**
+ * Node.js options of the webhook process (the chart sets them as NODE_OPTIONS of the webhook
+ * container). V8's default young generation grows to 64 MB under a steady stream of reviews; 4 MB
+ * semi-spaces keep it at 8 MB (about 50 MB less RSS under load) at no measurable cost per review.
+ */
+export const webhookNodeOptions = "--max-semi-space-size=4";

@@ -2,7 +2,7 @@
 // CONTRACT (other modules code against these signatures):
 //   parseSettings(input: SettingsInput): SettingsResult
 //   settingsHash(settings: JuiceFSSettings): string                      label-safe, <= 63 chars
-//   hostMountPoint(settings: JuiceFSSettings, hash: string): string     `<hostMountRoot>/<volumeId>-<hash-prefix>` style, unique per (volume, hash)
+//   hostMountPoint(settings: JuiceFSSettings, hash: string): string     `<hostMountRoot>/<volumeId>-<hash12>`, unique per (volume, hash)
 //   mountPodName(nodeName: string, volumeId: string, hash: string): string   DNS-1123, <= 63 chars
 //   mountPodLabels(settings: JuiceFSSettings, hash: string): Record<string, string>
 //   clientCommands(settings: JuiceFSSettings, mountPoint: string): ClientCommands
@@ -11,6 +11,28 @@
 //   buildMountPod(settings: JuiceFSSettings, nodeName: string, opts: MountPodOptions): V1Pod
 //   parseQuantity(q: string): number | undefined                         Kubernetes quantity → number (cores / bytes)
 //   parseDuration(d: string): number | undefined                         Go duration → milliseconds
+// Additions:
+//   buildSidecarContainer(settings, {secretName, name?, mountRoot?, volumeName?}): {container, volumes, mountPoint, subPath}
+//   clientVolumes(settings): V1Volume[]          volumes the client container mounts besides its mount-point volume
+//   mountSecretData(settings): Record<string,string>   the data the Secret named by opts.secretName must hold
+//   validateMountOptions(options, origin?, field?): {errors, warnings}
+//   volumeIdLabelValue(volumeId) / labelValue(s): label-safe values to select Mount Pods by volume-id / node
 export * from "./api.ts";
+export { clientCommands, escapeEnvRefs, expandEnvRefs, reservedEnvNames, secretEnv } from "./commands.ts";
 export * from "./constants.ts";
-export * from "./stubs.ts";
+export {
+  buildMountContainer,
+  buildSidecarContainer,
+  clientVolumes,
+  mountReadyScript,
+  mountSecretData,
+  type Sidecar,
+  type SidecarOptions,
+} from "./container.ts";
+export { parseDuration } from "./duration.ts";
+export { canonicalJson, hashedSettings, settingsHash } from "./hash.ts";
+export { hostMountPoint, labelValue, mountPodLabels, mountPodName, volumeIdLabelValue } from "./names.ts";
+export { driverOwnedOptions, parseSizeMiB, validateMountOptions, writebackReason } from "./options.ts";
+export { buildMountPod, mountPodTerminationGraceSeconds } from "./pod.ts";
+export { formatCpu, formatMemory, parseQuantity } from "./quantity.ts";
+export { parseSettings, redacted } from "./settings.ts";

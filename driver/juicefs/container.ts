@@ -1,0 +1,193 @@
+// The JuiceFS client container, the same for Mount Pods and sidecars: only where the mount point lives
+// (a hostPath for Mount Pods, an emptyDir shared with the app for sidecars) differs, and that is an option.
+import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import type { JuiceFSSettings, MountContainerOptions } from "./api.ts";
+import { clientCommands, escapeEnvRefs } from "./commands.ts";
+import { ports } from "./constants.ts";
+import { safePathSegment } from "./names.ts";
+
+export const defaultContainerName = "juicefs-mount";
+export const defaultSidecarContainerName = "jfs-mount";
+/** Volume holding the mount point (Bidirectional): hostPath for Mount Pods, emptyDir for sidecars. */
+export const mountDirVolumeName = "jfs-dir";
+/** Where sidecars mount volumes inside the emptyDir: `<root>/<volume>`. */
+export const defaultSidecarMountRoot = "/jfs";
+
+/**
+ * Runs `prepare` then execs `mount` without ever parsing user data as shell code: the script is fixed, and
+ * the command lines arrive as positional parameters ($1 = number of prepare words). `eval` only sees the
+ * text `"${1}" "${2}" ...`, built from integers, so each word is passed as one argument, verbatim.
+ * Written with "$$" because the kubelet expands `$(VAR)` in command and args ("$$" becomes "$").
+ */
+const runScript = escapeEnvRefs(
+  [
+    "set -e",
+    "n=$1",
+    "shift",
+    'cmd=""',
+    "i=1",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter reference, not a JS template
+    'while [ "$i" -le "$n" ]; do cmd="$cmd \\"\\${$i}\\""; i=$((i + 1)); done',
+    'if [ "$n" -gt 0 ]; then eval "$cmd"; fi',
+    'shift "$n"',
+    'exec "$@"',
+  ].join("\n"),
+);
+
+/**
+ * FUSE-served check: the root of a JuiceFS mount has inode 1, a plain directory does not, and a dead FUSE
+ * mount makes stat fail (ENOTCONN). The script uses only "$1", never "$(" or "$$", so it means the same
+ * whether or not the kubelet expands `$(VAR)` in probe commands; the mount point is an argument.
+ */
+export const mountReadyScript = 'stat -c %i "$1" | grep -qx 1';
+
+function assertMountPoint(p: string): void {
+  // Mount points are built by the driver; refuse anything a probe argument or the kubelet could misread.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are refused
+  if (!p.startsWith("/") || p === "/" || /[$\u0000-\u001f\u007f]/.test(p) || p.split("/").includes(".."))
+    throw new Error(`mount point "${p}" must be an absolute path without "$", "..", or control characters`);
+}
+
+const parentDir = (p: string): string => p.replace(/\/+$/, "").replace(/\/[^/]*$/, "") || "/";
+
+/** Volumes the client container needs besides its mount-point volume: cache dirs, cache PVCs, configs, host paths. */
+export function clientVolumes(settings: JuiceFSSettings): V1Volume[] {
+  return [
+    ...settings.cacheDirs.map((path, i) => ({
+      name: `jfs-cache-${i}`,
+      hostPath: { path, type: "DirectoryOrCreate" },
+    })),
+    ...settings.cachePvcs.map((c, i) => ({
+      name: `jfs-cache-pvc-${i}`,
+      persistentVolumeClaim: { claimName: c.claimName },
+    })),
+    ...Object.keys(settings.configs).map((secretName, i) => ({
+      name: `jfs-config-${i}`,
+      secret: { secretName },
+    })),
+    ...settings.hostPaths.map((path, i) => ({ name: `jfs-host-path-${i}`, hostPath: { path } })),
+  ];
+}
+
+function clientVolumeMounts(settings: JuiceFSSettings): V1VolumeMount[] {
+  return [
+    ...settings.cacheDirs.map((mountPath, i) => ({ name: `jfs-cache-${i}`, mountPath })),
+    ...settings.cachePvcs.map((c, i) => ({ name: `jfs-cache-pvc-${i}`, mountPath: c.mountPath })),
+    ...Object.values(settings.configs).map((mountPath, i) => ({
+      name: `jfs-config-${i}`,
+      mountPath,
+      readOnly: true,
+    })),
+    ...settings.hostPaths.map((mountPath, i) => ({ name: `jfs-host-path-${i}`, mountPath })),
+  ];
+}
+
+/**
+ * The Secret data a client container expects in `opts.secretName`: settings.secret as is (canonical keys,
+ * normalized values). Create/refresh that Secret with exactly this data.
+ */
+export const mountSecretData = (settings: JuiceFSSettings): Record<string, string> => ({
+  ...settings.secret,
+});
+
+export function buildMountContainer(settings: JuiceFSSettings, opts: MountContainerOptions): V1Container {
+  assertMountPoint(opts.mountPoint);
+  const mountRoot = opts.mountRoot ?? parentDir(opts.mountPoint);
+  const cmds = clientCommands(settings, opts.mountPoint);
+  const env: V1EnvVar[] = cmds.env.map((e) =>
+    "secretKey" in e
+      ? { name: e.name, valueFrom: { secretKeyRef: { name: opts.secretName, key: e.secretKey } } }
+      : // Literal values are expanded by the kubelet too (references to earlier variables): escape them.
+        { name: e.name, value: escapeEnvRefs(e.value) },
+  );
+  const prepare = cmds.prepare ?? [];
+  const [command, args] =
+    prepare.length === 0
+      ? [cmds.mount.slice(0, 1), cmds.mount.slice(1)]
+      : [
+          ["/bin/sh", "-c", runScript, "juicefs-mount"],
+          [String(prepare.length), ...prepare, ...cmds.mount],
+        ];
+  const probe = (periodSeconds: number, failureThreshold: number) => ({
+    exec: { command: ["/bin/sh", "-c", mountReadyScript, "mount-ready", opts.mountPoint] },
+    periodSeconds,
+    failureThreshold,
+    timeoutSeconds: 5,
+  });
+  return {
+    name: opts.name ?? defaultContainerName,
+    image: settings.image,
+    command,
+    args,
+    env,
+    resources: {
+      ...(Object.keys(settings.resources.requests).length
+        ? { requests: { ...settings.resources.requests } }
+        : {}),
+      ...(Object.keys(settings.resources.limits).length ? { limits: { ...settings.resources.limits } } : {}),
+    },
+    ports: [{ name: "metrics", containerPort: ports.mountMetrics, protocol: "TCP" }],
+    volumeMounts: [
+      {
+        name: opts.mountVolumeName ?? mountDirVolumeName,
+        mountPath: mountRoot,
+        mountPropagation: "Bidirectional",
+      },
+      ...clientVolumeMounts(settings),
+    ],
+    securityContext: { privileged: true, runAsUser: 0 },
+    // Startup: up to 5 minutes for format/auth and the first mount (the node plugin reports after 60 s
+    // on its own); readiness: the mount keeps being served.
+    startupProbe: probe(1, 300),
+    readinessProbe: probe(5, 3),
+    lifecycle: {
+      // Lazy unmount: the client flushes and exits instead of leaving a dead mount on the node.
+      preStop: { exec: { command: ["juicefs", "umount", "--force", opts.mountPoint] } },
+    },
+    terminationMessagePolicy: "FallbackToLogsOnError",
+  };
+}
+
+export interface SidecarOptions {
+  /** Secret in the app pod's namespace holding mountSecretData(settings). */
+  secretName: string;
+  /** Container name; default "jfs-mount". */
+  name?: string;
+  /** Folder of the emptyDir inside the sidecar; default "/jfs". */
+  mountRoot?: string;
+  /** Name of the emptyDir volume; default "jfs-dir". */
+  volumeName?: string;
+}
+
+export interface Sidecar {
+  container: V1Container;
+  /** Volumes to add to the app pod: the emptyDir holding the mount point, then clientVolumes(settings). */
+  volumes: V1Volume[];
+  /** The FUSE mount point inside the sidecar (inside the emptyDir). */
+  mountPoint: string;
+  /** The mount point relative to the emptyDir (a subPath for app containers). */
+  subPath: string;
+}
+
+/** The sidecar variant: the same container, with the mount point inside an emptyDir shared with the app. */
+export function buildSidecarContainer(settings: JuiceFSSettings, opts: SidecarOptions): Sidecar {
+  const mountRoot = (opts.mountRoot ?? defaultSidecarMountRoot).replace(/\/+$/, "");
+  const subPath = safePathSegment(settings.volumeId);
+  const mountPoint = `${mountRoot}/${subPath}`;
+  const volumeName = opts.volumeName ?? mountDirVolumeName;
+  const container = buildMountContainer(settings, {
+    mountPoint,
+    secretName: opts.secretName,
+    name: opts.name ?? defaultSidecarContainerName,
+    mountRoot,
+    mountVolumeName: volumeName,
+  });
+  return {
+    container,
+    volumes: [{ name: volumeName, emptyDir: {} }, ...clientVolumes(settings)],
+    mountPoint,
+    subPath,
+  };
+}
+
+export type { V1Volume };

@@ -1,0 +1,53 @@
+// The Mount Pod: the client container plus pod-level settings, for one (node, volume, settings hash).
+import type { V1Pod } from "@kubernetes/client-node";
+import type { JuiceFSSettings, MountPodOptions } from "./api.ts";
+import { labels, mountPodPriorityClass } from "./constants.ts";
+import { buildMountContainer, clientVolumes, mountDirVolumeName } from "./container.ts";
+import { settingsHash } from "./hash.ts";
+import { hostMountPoint, labelValue, mountPodLabels, mountPodName } from "./names.ts";
+
+/** Time for preStop (lazy unmount) and the client to flush its buffers before being killed. */
+export const mountPodTerminationGraceSeconds = 60;
+
+export function buildMountPod(settings: JuiceFSSettings, nodeName: string, opts: MountPodOptions): V1Pod {
+  const hash = settingsHash(settings);
+  const mountPoint = hostMountPoint(settings, hash);
+  const container = buildMountContainer(settings, {
+    mountPoint,
+    secretName: opts.secretName,
+    mountRoot: settings.hostMountRoot,
+  });
+  const inherit = opts.inherit ?? {};
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: mountPodName(nodeName, settings.volumeId, hash),
+      namespace: opts.namespace,
+      labels: { ...mountPodLabels(settings, hash), [labels.nodeName]: labelValue(nodeName) },
+      ...(Object.keys(settings.mountAnnotations).length
+        ? { annotations: { ...settings.mountAnnotations } }
+        : {}),
+    },
+    spec: {
+      nodeName,
+      restartPolicy: "Always",
+      priorityClassName: mountPodPriorityClass,
+      terminationGracePeriodSeconds: mountPodTerminationGraceSeconds,
+      // The client needs no API access and no service links in its environment.
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      // Without inherited tolerations, tolerate everything: the client must run wherever the app runs.
+      tolerations: inherit.tolerations ?? [{ operator: "Exists" }],
+      ...(inherit.dnsPolicy ? { dnsPolicy: inherit.dnsPolicy } : {}),
+      ...(inherit.dnsConfig ? { dnsConfig: inherit.dnsConfig } : {}),
+      ...(inherit.imagePullSecrets?.length ? { imagePullSecrets: inherit.imagePullSecrets } : {}),
+      ...(inherit.serviceAccountName ? { serviceAccountName: inherit.serviceAccountName } : {}),
+      containers: [container],
+      volumes: [
+        { name: mountDirVolumeName, hostPath: { path: settings.hostMountRoot, type: "DirectoryOrCreate" } },
+        ...clientVolumes(settings),
+      ],
+    },
+  };
+}

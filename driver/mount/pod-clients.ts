@@ -1,0 +1,892 @@
+// Mount Pod mode: the JuiceFS client of each (node, volume, settings hash) runs in its own pod, made by
+// the domain's buildMountPod, in the driver's namespace, found again by its deterministic name.
+//
+// REFERENCES. One reference per target path, and the reference IS the target's bind mount in the
+// node's mount table (the same rule as process mode; see mountinfo.ts `servedBy`). Why not the
+// reference driver's `juicefs-<sha256(target)>` annotations on the Mount Pod:
+//   - every publish and unpublish would rewrite the pod: 50 racing publishes are 50 read-modify-write
+//     cycles on one object (409 storms, retries, and a lost or phantom reference on any bug);
+//   - 500 targets × ~80 bytes of key and value is close to, and with longer paths over, the 256 KiB
+//     annotation limit (the API server refuses the pod update; the stand-in enforces it too);
+//   - the annotations can disagree with reality (a target unmounted while the plugin was down).
+// The kernel's mount table has none of these problems: it survives a plugin restart (kernel state), a
+// bind mount is made or removed atomically per target, it has no size limit, and it cannot drift from
+// what is mounted. What the mount table cannot show is a publish in progress (Mount Pod ensured, target
+// not bound yet), so each ensure() holds an in-memory pin until the node service has bound the target;
+// pins only matter inside this process, and a crash loses only pins of publishes that had not bound
+// (the kubelet retries those; the reconciler deletes a Mount Pod nobody bound to). All decisions about
+// one Mount Pod (create, delete, schedule a delayed delete) are serialized by a per-mount-point mutex
+// in this process: one node plugin per node, and Mount Pods are per node, so no API-level optimistic
+// concurrency is needed at all. The API sees one create per Mount Pod (AlreadyExists makes a racing
+// create after a restart harmless: the name is deterministic) and one delete.
+//
+// A target belongs to the client whose mount shows the same device and a tree containing the target's
+// root. Each FUSE mount has its own device, so this is exact on a node; two clients showing the same
+// device and tree (only possible with bind-mount stand-ins) would both count the target, which errs on
+// the safe side: a Mount Pod is kept, never deleted under a user.
+import { stat } from "node:fs/promises";
+import { posix } from "node:path";
+import type * as k8s from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { Counter, Histogram, type Registry } from "prom-client";
+import { slowBuckets } from "../../lib/metrics.ts";
+import {
+  buildMountPod,
+  hostMountPoint,
+  type JuiceFSSettings,
+  labels,
+  mountPodName,
+  mountSecretData,
+  type NodeInheritance,
+  timeouts,
+} from "../juicefs/index.ts";
+import {
+  apiMessage,
+  type EventRecorder,
+  isConflict,
+  isNotFound,
+  type Kube,
+  type ObjectRef,
+} from "../kube/client.ts";
+import {
+  ClientError,
+  type ClientInfo,
+  type ClientLease,
+  type ClientManager,
+  type ClientRequest,
+  type ReleaseResult,
+} from "./clients.ts";
+import type { Mounter } from "./mounter.ts";
+import { isWithin, type MountEntry, type MountTable, readMountTable } from "./mountinfo.ts";
+import { KeyedMutex } from "./mutex.ts";
+
+/** Annotations written once, when the Mount Pod is created (never updated: no write conflicts). */
+export const podAnnotations = {
+  mountPoint: "juicefs.com/mount-point",
+  deleteDelayMs: "juicefs.com/delete-delay-ms",
+  cleanCache: "juicefs.com/clean-cache-dirs",
+  volumeId: "juicefs.com/volume-id",
+} as const;
+
+/** The app pod a publish is for (CSI podInfoOnMount volume context). */
+export interface AppPodRef {
+  name: string;
+  namespace: string;
+  uid?: string;
+}
+
+export interface PodClientOptions {
+  kube: Kube;
+  nodeName: string;
+  /** The driver's namespace: Mount Pods, their Secrets and clean-cache Jobs live there. */
+  namespace: string;
+  inherit?: NodeInheritance;
+  mounter: Mounter;
+  mountInfoPath?: string;
+  /** Mounts below these folders are clients, never references (the host mount root). */
+  clientRoots?: string[];
+  /** Kubelet root: targets are `<kubeletDir>/pods/<uid>/volumes/...` (for dropping references of vanished pods). */
+  kubeletDir?: string;
+  runningTimeoutMs?: number;
+  readyTimeoutMs?: number;
+  pollMs?: number;
+  events?: EventRecorder;
+  registry?: Registry;
+  logger?: Logger;
+}
+
+interface ClientMeta {
+  podName: string;
+  volumeId: string;
+  hash: string;
+  mountPoint: string;
+  deleteDelayMs: number;
+  cleanCacheDirs: string[];
+  /**
+   * The client's mounts as seen healthy (device and root), newest last: targets bound from an older
+   * one (a client that died and was replaced) are still found, and re-bound. In memory only: after a
+   * plugin restart, targets of a client that died before it are found by the current mount only.
+   */
+  identities?: { dev: string; root: string }[];
+  /** Last known pod spec: what the reconciler recreates a vanished Mount Pod from. */
+  pod?: k8s.V1Pod;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class PodClientManager implements ClientManager {
+  readonly #o: PodClientOptions;
+  readonly #locks = new KeyedMutex();
+  readonly #pins = new Map<string, number>();
+  readonly #meta = new Map<string, ClientMeta>();
+  readonly #pendingDeletes = new Map<string, NodeJS.Timeout>();
+  readonly #background = new Set<Promise<unknown>>();
+  readonly #actions: Counter<"action">;
+  readonly #ensureSeconds: Histogram<"outcome">;
+  #closed = false;
+  #cache: (() => k8s.V1Pod[] | undefined) | undefined;
+
+  constructor(opts: PodClientOptions) {
+    this.#o = opts;
+    const registers = opts.registry ? [opts.registry] : [];
+    this.#actions = new Counter({
+      name: "juicefs_csi_mount_pod_actions_total",
+      help: "Mount Pod actions by kind (created, deleted, recreated, rebound, reference_dropped, delete_delayed, delete_cancelled, clean_cache_job, timeout)",
+      labelNames: ["action"],
+      registers,
+    });
+    this.#ensureSeconds = new Histogram({
+      name: "juicefs_csi_mount_pod_ensure_seconds",
+      help: "Time to find or create a Mount Pod and see its mount served",
+      labelNames: ["outcome"],
+      buckets: slowBuckets,
+      registers,
+    });
+  }
+
+  get namespace(): string {
+    return this.#o.namespace;
+  }
+
+  // ---- ClientManager ----
+
+  async ensure(req: ClientRequest): Promise<ClientLease> {
+    const started = Date.now();
+    const mountPoint = posix.normalize(hostMountPoint(req.settings, req.hash));
+    // Pinned before anything else: a release or sweep running now must not delete what we are about to use.
+    const lease = this.#lease(mountPoint);
+    try {
+      // Only the find-or-create decision is serialized; waiting for the mount is not (the pin keeps
+      // release() and the reconciler from deleting the Mount Pod meanwhile), so concurrent publishes
+      // of one volume wait together instead of one after another.
+      const { pod, meta } = await this.#locks.run(mountPoint, async () => {
+        this.#cancelDelete(mountPoint, req.settings.volumeId);
+        const meta = this.#metaFor(req.settings, req.hash, mountPoint);
+        return { pod: await this.#findOrCreate(req.settings, meta), meta };
+      });
+      await this.#waitServed(pod, meta, req.pod);
+      this.#ensureSeconds.observe({ outcome: "ok" }, (Date.now() - started) / 1000);
+      return lease;
+    } catch (e) {
+      lease.done();
+      this.#ensureSeconds.observe({ outcome: "error" }, (Date.now() - started) / 1000);
+      throw e;
+    }
+  }
+
+  async release(mountPoint: string): Promise<ReleaseResult> {
+    const mp = posix.normalize(mountPoint);
+    return this.#locks.run(mp, async () => {
+      if ((this.#pins.get(mp) ?? 0) > 0) return "in-use";
+      const meta = this.#meta.get(mp) ?? (await this.#adopt(mp));
+      if (!meta) return "absent";
+      const table = await readMountTable(this.#o.mountInfoPath);
+      if (this.#references(table, meta).length > 0) return "in-use";
+      if (meta.deleteDelayMs > 0) {
+        this.#scheduleDelete(meta);
+        return "in-use";
+      }
+      return (await this.#deleteMountPod(meta, "no target references it")) ? "stopped" : "absent";
+    });
+  }
+
+  async list(snapshot?: MountTable): Promise<ClientInfo[]> {
+    const table = snapshot ?? (await readMountTable(this.#o.mountInfoPath));
+    const pods = await this.#listMountPods();
+    const out: ClientInfo[] = [];
+    for (const p of pods) {
+      const meta = this.#metaFromPod(p);
+      if (!meta) continue;
+      const entry = table.at(meta.mountPoint);
+      const running = p.status?.phase === "Running" && !p.metadata?.deletionTimestamp;
+      out.push({
+        volumeId: meta.volumeId,
+        hash: meta.hash,
+        mountPoint: meta.mountPoint,
+        ...(entry ? { entry } : {}),
+        healthy: running && entry !== undefined,
+        status: `Mount Pod ${meta.podName} ${p.metadata?.deletionTimestamp ? "Terminating" : (p.status?.phase ?? "Pending")}`,
+        targets: this.#references(table, meta).map((e) => e.mountPoint),
+      });
+    }
+    return out;
+  }
+
+  /** Mount Pods outlive the plugin (that is their point): nothing is stopped, pending work is dropped. */
+  async stopAll(): Promise<void> {
+    this.close();
+  }
+
+  /** Stops timers (pending delayed deletes stay undone; the next plugin's sweep redoes them). */
+  close(): void {
+    this.#closed = true;
+    for (const t of this.#pendingDeletes.values()) clearTimeout(t);
+    this.#pendingDeletes.clear();
+  }
+
+  /** Waits for background work (clean-cache Jobs after a delete) to finish. */
+  async idle(): Promise<void> {
+    while (this.#background.size) await Promise.allSettled([...this.#background]);
+  }
+
+  // ---- reconciling (called by the reconciler; each step under the Mount Pod's lock) ----
+
+  /**
+   * One pass over this node's Mount Pods and the mount table:
+   *  - drop references (unmount targets) whose app pod no longer exists;
+   *  - recreate a Mount Pod that is gone, Failed or Succeeded while targets still reference it;
+   *  - re-bind targets that are broken (ENOTCONN / stat timeout) or still show a dead client's mount;
+   *  - delete Mount Pods no target references (honouring the delete delay).
+   */
+  async reconcile(opts: { livePodUids?: Set<string>; deletedPods?: k8s.V1Pod[] } = {}): Promise<void> {
+    if (this.#closed) return;
+    const pods = await this.#listMountPods({ fresh: true });
+    for (const p of [...(opts.deletedPods ?? []), ...pods]) this.#metaFromPod(p);
+    for (const meta of [...this.#meta.values()]) {
+      await this.#locks.run(meta.mountPoint, () => this.#reconcileOne(meta, opts.livePodUids));
+    }
+  }
+
+  async #reconcileOne(meta: ClientMeta, livePodUids: Set<string> | undefined): Promise<void> {
+    if (this.#closed) return;
+    // Read under the lock: a list taken before the lock may predate a Mount Pod an ensure() just made.
+    let pod: k8s.V1Pod | undefined;
+    try {
+      pod = await this.#o.kube.core.readNamespacedPod({ namespace: this.#o.namespace, name: meta.podName });
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    let table = await readMountTable(this.#o.mountInfoPath);
+    let refs = this.#references(table, meta);
+    const suspects = livePodUids
+      ? refs.filter((t) => {
+          const uid = this.#podUidOf(t.mountPoint);
+          return uid !== undefined && !livePodUids.has(uid);
+        })
+      : [];
+    // Never while a publish is between ensure() and its bind; and confirmed with a list taken now,
+    // under the lock, because the pass's list may predate a pod whose publish completed since.
+    if (suspects.length && (this.#pins.get(meta.mountPoint) ?? 0) === 0) {
+      const now = await this.#o.kube.core.listPodForAllNamespaces({
+        fieldSelector: `spec.nodeName=${this.#o.nodeName}`,
+      });
+      const live = new Set(now.items.map((p) => p.metadata?.uid ?? ""));
+      for (const t of suspects) {
+        const uid = this.#podUidOf(t.mountPoint)!;
+        if (live.has(uid)) continue;
+        await this.#o.mounter.unmountAll(t.mountPoint).catch(() => {});
+        this.#act("reference_dropped");
+        this.#log(
+          "info",
+          { target: t.mountPoint, podUid: uid, mountPod: meta.podName },
+          "dropped reference of a vanished pod",
+        );
+        void this.#event(
+          { kind: "Pod", name: meta.podName, namespace: this.#o.namespace },
+          "Normal",
+          "ReferenceDropped",
+          `pod ${uid} no longer exists: unmounted ${t.mountPoint}`,
+        );
+      }
+      table = await readMountTable(this.#o.mountInfoPath);
+      refs = this.#references(table, meta);
+    }
+    const pinned = (this.#pins.get(meta.mountPoint) ?? 0) > 0;
+    if (refs.length === 0) {
+      if (pinned || !pod || pod.metadata?.deletionTimestamp || this.#pendingDeletes.has(meta.mountPoint)) {
+        // Gone or going: forget it (unless a publish is on its way to use it again).
+        if ((!pod || pod.metadata?.deletionTimestamp) && !pinned) this.#meta.delete(meta.mountPoint);
+        return;
+      }
+      if (meta.deleteDelayMs > 0) this.#scheduleDelete(meta);
+      else await this.#deleteMountPod(meta, "no target references it");
+      return;
+    }
+    // Still referenced: the Mount Pod must exist and serve.
+    const phase = pod?.status?.phase;
+    if (!pod || phase === "Failed" || phase === "Succeeded") {
+      const why = !pod ? "was deleted" : `is ${phase}${pod.status?.reason ? ` (${pod.status.reason})` : ""}`;
+      const spec = meta.pod;
+      if (!spec) return;
+      if (pod) {
+        await this.#deletePod(pod, 0);
+        await this.#waitGone(meta.podName, this.#o.runningTimeoutMs ?? timeouts.mountPodRunning);
+      }
+      if (!(await this.#createPod(spec))) return;
+      this.#act("recreated");
+      this.#log("warn", { mountPod: meta.podName, targets: refs.length }, `Mount Pod ${why}; recreated`);
+      void this.#event(
+        { kind: "Pod", name: meta.podName, namespace: this.#o.namespace },
+        "Warning",
+        "MountPodRecreated",
+        `Mount Pod ${why} while ${refs.length} target(s) use it; recreated`,
+      );
+      return; // the next pass re-binds once it serves
+    }
+    if (pod.metadata?.deletionTimestamp) return;
+    const entry = table.at(meta.mountPoint);
+    if (!entry || !(await this.#answers(meta.mountPoint))) return; // not serving yet
+    remember(meta, entry);
+    for (const t of refs) {
+      const stale = t.dev !== entry.dev || !isWithin(entry.root, t.root);
+      if (!stale && (await this.#answers(t.mountPoint))) continue;
+      // The sub-directory the target showed, relative to the client mount it was bound from.
+      const from = stale
+        ? meta.identities?.find((id) => id.dev === t.dev && isWithin(id.root, t.root))
+        : entry;
+      const sub = from ? posix.relative(from.root, t.root) : "";
+      const source = sub && !sub.startsWith("..") ? posix.join(meta.mountPoint, sub) : meta.mountPoint;
+      try {
+        await this.#o.mounter.unmountAll(t.mountPoint);
+        await this.#o.mounter.bind(source, t.mountPoint, { readOnly: t.options.includes("ro") });
+        this.#act("rebound");
+        this.#log("info", { target: t.mountPoint, mountPod: meta.podName }, "re-bound broken target");
+        const uid = this.#podUidOf(t.mountPoint);
+        void this.#event(
+          { kind: "Pod", name: meta.podName, namespace: this.#o.namespace },
+          "Normal",
+          "TargetRebound",
+          `re-bound ${t.mountPoint}${uid ? ` (pod ${uid})` : ""} after the client restarted`,
+        );
+      } catch (e) {
+        this.#log("warn", { target: t.mountPoint, err: String(e) }, "could not re-bind target");
+      }
+    }
+  }
+
+  // ---- internals ----
+
+  #lease(mountPoint: string): ClientLease {
+    this.#pins.set(mountPoint, (this.#pins.get(mountPoint) ?? 0) + 1);
+    let done = false;
+    return {
+      mountPoint,
+      done: () => {
+        if (done) return;
+        done = true;
+        const n = (this.#pins.get(mountPoint) ?? 1) - 1;
+        if (n <= 0) this.#pins.delete(mountPoint);
+        else this.#pins.set(mountPoint, n);
+      },
+    };
+  }
+
+  #metaFor(settings: JuiceFSSettings, hash: string, mountPoint: string): ClientMeta {
+    const podName = mountPodName(this.#o.nodeName, settings.volumeId, hash);
+    const known = this.#meta.get(mountPoint);
+    const meta: ClientMeta = {
+      ...known,
+      podName,
+      volumeId: settings.volumeId,
+      hash,
+      mountPoint,
+      deleteDelayMs: settings.deleteDelayMs,
+      cleanCacheDirs: settings.cleanCache ? settings.cacheDirs : [],
+    };
+    this.#meta.set(mountPoint, meta);
+    return meta;
+  }
+
+  /** Rebuilds what we know of a Mount Pod from the pod itself (after a plugin restart). */
+  #metaFromPod(p: k8s.V1Pod): ClientMeta | undefined {
+    const a = p.metadata?.annotations ?? {};
+    const mountPoint = a[podAnnotations.mountPoint];
+    if (!mountPoint) return undefined;
+    const known = this.#meta.get(mountPoint);
+    const meta: ClientMeta = {
+      ...known,
+      podName: p.metadata!.name!,
+      volumeId: a[podAnnotations.volumeId] ?? p.metadata?.labels?.[labels.volumeId] ?? "",
+      hash: p.metadata?.labels?.[labels.settingsHash] ?? "",
+      mountPoint,
+      deleteDelayMs: Number(a[podAnnotations.deleteDelayMs] ?? 0),
+      cleanCacheDirs: parseDirs(a[podAnnotations.cleanCache]),
+      pod: known?.pod ?? p,
+    };
+    this.#meta.set(mountPoint, meta);
+    return meta;
+  }
+
+  async #adopt(mountPoint: string): Promise<ClientMeta | undefined> {
+    for (const p of await this.#listMountPods()) {
+      const m = this.#metaFromPod(p);
+      if (m?.mountPoint === mountPoint) return m;
+    }
+    return undefined;
+  }
+
+  /**
+   * Serve list() from a watch cache of this node's Mount Pods (the reconciler's) instead of the API:
+   * every NodeUnpublishVolume lists clients, and a burst of them must not become a burst of LISTs.
+   */
+  useCache(cached: () => k8s.V1Pod[] | undefined): void {
+    this.#cache = cached;
+  }
+
+  async #listMountPods(opts: { fresh?: boolean } = {}): Promise<k8s.V1Pod[]> {
+    const cached = opts.fresh ? undefined : this.#cache?.();
+    if (cached) return cached;
+    const list = await this.#o.kube.core.listNamespacedPod({
+      namespace: this.#o.namespace,
+      labelSelector: `${labels.appName}=${labels.mountPodAppName}`,
+      fieldSelector: `spec.nodeName=${this.#o.nodeName}`,
+    });
+    return list.items;
+  }
+
+  async #ensureSecret(settings: JuiceFSSettings, name: string): Promise<void> {
+    const core = this.#o.kube.core;
+    const data = Object.fromEntries(
+      Object.entries(mountSecretData(settings)).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
+    );
+    // Owned by the PV (dynamic volumes: volume id = PV name): garbage collected with it.
+    let owner: k8s.V1OwnerReference[] | undefined;
+    try {
+      const pv = await core.readPersistentVolume({ name: settings.volumeId });
+      owner = [
+        { apiVersion: "v1", kind: "PersistentVolume", name: pv.metadata!.name!, uid: pv.metadata!.uid! },
+      ];
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    const body: k8s.V1Secret = {
+      metadata: {
+        name,
+        namespace: this.#o.namespace,
+        labels: { [labels.appName]: labels.mountPodAppName, [labels.nodeName]: this.#o.nodeName },
+        ...(owner ? { ownerReferences: owner } : {}),
+      },
+      type: "Opaque",
+      data,
+    };
+    try {
+      await core.createNamespacedSecret({ namespace: this.#o.namespace, body });
+    } catch (e) {
+      if (!isConflict(e)) throw e;
+      const cur = await core.readNamespacedSecret({ namespace: this.#o.namespace, name });
+      if (JSON.stringify(cur.data ?? {}) !== JSON.stringify(data))
+        await core.replaceNamespacedSecret({
+          namespace: this.#o.namespace,
+          name,
+          body: { ...body, metadata: { ...body.metadata, resourceVersion: cur.metadata!.resourceVersion! } },
+        });
+    }
+  }
+
+  async #findOrCreate(settings: JuiceFSSettings, meta: ClientMeta): Promise<k8s.V1Pod> {
+    const core = this.#o.kube.core;
+    const deadline = Date.now() + (this.#o.runningTimeoutMs ?? timeouts.mountPodRunning);
+    for (;;) {
+      let pod: k8s.V1Pod | undefined;
+      try {
+        pod = await core.readNamespacedPod({ namespace: this.#o.namespace, name: meta.podName });
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      if (pod && !pod.metadata?.deletionTimestamp) {
+        const phase = pod.status?.phase;
+        if (phase !== "Failed" && phase !== "Succeeded") {
+          meta.pod = pod;
+          return pod;
+        }
+        // Evicted or completed: it will never serve again.
+        await this.#deletePod(pod, 0);
+        continue;
+      }
+      if (pod) {
+        // An old Mount Pod of the same name is terminating: wait until it is gone, then create.
+        if (Date.now() > deadline)
+          throw new ClientError(
+            "timeout",
+            `Mount Pod ${this.#o.namespace}/${meta.podName} is still terminating`,
+          );
+        await sleep(this.#o.pollMs ?? 50);
+        continue;
+      }
+      await this.#ensureSecret(settings, meta.podName);
+      const desired = buildMountPod(settings, this.#o.nodeName, {
+        namespace: this.#o.namespace,
+        secretName: meta.podName,
+        ...(this.#o.inherit ? { inherit: this.#o.inherit } : {}),
+      });
+      desired.metadata!.annotations = {
+        ...desired.metadata!.annotations,
+        [podAnnotations.mountPoint]: meta.mountPoint,
+        [podAnnotations.volumeId]: settings.volumeId,
+        ...(settings.deleteDelayMs > 0
+          ? { [podAnnotations.deleteDelayMs]: String(settings.deleteDelayMs) }
+          : {}),
+        ...(settings.cleanCache && settings.cacheDirs.length
+          ? { [podAnnotations.cleanCache]: JSON.stringify(settings.cacheDirs) }
+          : {}),
+      };
+      const created = await this.#createPod(desired);
+      if (created) {
+        meta.pod = created;
+        this.#act("created");
+        this.#log("info", { mountPod: meta.podName, volumeId: settings.volumeId }, "created Mount Pod");
+        void this.#event(
+          { kind: "Pod", name: meta.podName, namespace: this.#o.namespace, uid: created.metadata?.uid },
+          "Normal",
+          "MountPodCreated",
+          `created for volume ${settings.volumeId} on node ${this.#o.nodeName}`,
+        );
+        return created;
+      }
+    }
+  }
+
+  /** Creates a pod; undefined when one of that name appeared meanwhile (the caller looks again). */
+  async #createPod(spec: k8s.V1Pod): Promise<k8s.V1Pod | undefined> {
+    const body: k8s.V1Pod = {
+      metadata: {
+        name: spec.metadata!.name!,
+        namespace: this.#o.namespace,
+        labels: spec.metadata?.labels ?? {},
+        annotations: spec.metadata?.annotations ?? {},
+        ...(spec.metadata?.ownerReferences ? { ownerReferences: spec.metadata.ownerReferences } : {}),
+      },
+      spec: spec.spec!,
+    };
+    try {
+      return await this.#o.kube.core.createNamespacedPod({ namespace: this.#o.namespace, body });
+    } catch (e) {
+      if (isConflict(e)) return undefined;
+      throw new ClientError("failed", `cannot create Mount Pod ${body.metadata!.name}: ${apiMessage(e)}`);
+    }
+  }
+
+  async #deletePod(pod: k8s.V1Pod, gracePeriodSeconds?: number): Promise<void> {
+    try {
+      await this.#o.kube.core.deleteNamespacedPod({
+        namespace: this.#o.namespace,
+        name: pod.metadata!.name!,
+        ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
+        body: { preconditions: { uid: pod.metadata!.uid! } },
+      });
+    } catch (e) {
+      if (!isNotFound(e) && !isConflict(e)) throw e;
+    }
+  }
+
+  async #waitGone(name: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        await this.#o.kube.core.readNamespacedPod({ namespace: this.#o.namespace, name });
+      } catch (e) {
+        if (isNotFound(e)) return;
+      }
+      await sleep(this.#o.pollMs ?? 50);
+    }
+  }
+
+  /** Waits for Running, then for the mount to be served; on timeout the error tells what the pod says. */
+  async #waitServed(initial: k8s.V1Pod, meta: ClientMeta, appPod: AppPodRef | undefined): Promise<void> {
+    const core = this.#o.kube.core;
+    const poll = this.#o.pollMs ?? 50;
+    let pod = initial;
+    const runDeadline = Date.now() + (this.#o.runningTimeoutMs ?? timeouts.mountPodRunning);
+    const stopping = () => {
+      if (this.#closed) throw new ClientError("failed", "the node plugin is stopping");
+    };
+    while (pod.status?.phase !== "Running") {
+      stopping();
+      if (Date.now() > runDeadline)
+        await this.#timeout(
+          pod,
+          meta,
+          appPod,
+          "is not Running",
+          this.#o.runningTimeoutMs ?? timeouts.mountPodRunning,
+        );
+      await sleep(poll);
+      try {
+        pod = await core.readNamespacedPod({ namespace: this.#o.namespace, name: meta.podName });
+      } catch (e) {
+        if (isNotFound(e))
+          throw new ClientError(
+            "failed",
+            `Mount Pod ${this.#o.namespace}/${meta.podName} was deleted while starting`,
+          );
+        throw e;
+      }
+      if (pod.status?.phase === "Failed" || pod.status?.phase === "Succeeded")
+        await this.#timeout(pod, meta, appPod, `ended ${pod.status.phase}`, 0);
+    }
+    const readyTimeout = this.#o.readyTimeoutMs ?? timeouts.mountReady;
+    const readyDeadline = Date.now() + readyTimeout;
+    let checks = 0;
+    for (;;) {
+      stopping();
+      const table = await readMountTable(this.#o.mountInfoPath);
+      const entry = table.at(meta.mountPoint);
+      if (entry && (await this.#answers(meta.mountPoint))) {
+        remember(meta, entry);
+        return;
+      }
+      if (Date.now() > readyDeadline) {
+        pod = await core
+          .readNamespacedPod({ namespace: this.#o.namespace, name: meta.podName })
+          .catch(() => pod);
+        await this.#timeout(pod, meta, appPod, `does not serve ${meta.mountPoint}`, readyTimeout);
+      }
+      // Re-read the pod now and then: a client that crashes keeps it Running but restarting.
+      if (++checks % 20 === 0)
+        pod = await core
+          .readNamespacedPod({ namespace: this.#o.namespace, name: meta.podName })
+          .catch(() => pod);
+      await sleep(poll);
+    }
+  }
+
+  async #timeout(
+    pod: k8s.V1Pod,
+    meta: ClientMeta,
+    appPod: AppPodRef | undefined,
+    what: string,
+    ms: number,
+  ): Promise<never> {
+    const cs = pod.status?.containerStatuses?.[0];
+    const waiting = cs?.state?.waiting;
+    const term = cs?.state?.terminated ?? cs?.lastState?.terminated;
+    const reason = pod.status?.reason ?? waiting?.reason ?? term?.reason ?? "";
+    const detail = waiting?.message ?? pod.status?.message ?? "";
+    let logs = "";
+    try {
+      logs = await this.#o.kube.core.readNamespacedPodLog({
+        namespace: this.#o.namespace,
+        name: meta.podName,
+        tailLines: 10,
+      });
+      if (!logs.trim() && (cs?.restartCount ?? 0) > 0)
+        logs = await this.#o.kube.core.readNamespacedPodLog({
+          namespace: this.#o.namespace,
+          name: meta.podName,
+          tailLines: 10,
+          previous: true,
+        });
+    } catch (e) {
+      logs = `(logs unavailable: ${apiMessage(e)})`;
+    }
+    const lines = logs.trim().split("\n").filter(Boolean).slice(-10);
+    const msg =
+      `Mount Pod ${this.#o.namespace}/${meta.podName} ${what}${ms ? ` after ${Math.round(ms / 1000)}s` : ""}: ` +
+      `phase ${pod.status?.phase ?? "Pending"}${reason ? `, reason ${reason}` : ""}${detail ? ` (${detail})` : ""}, restarts ${cs?.restartCount ?? 0}` +
+      (lines.length ? `; last log lines:\n${lines.join("\n")}` : "; no log output");
+    this.#act("timeout");
+    this.#log("warn", { mountPod: meta.podName, phase: pod.status?.phase, reason }, "Mount Pod not ready");
+    const events = [
+      this.#event(
+        { kind: "Pod", name: meta.podName, namespace: this.#o.namespace, uid: pod.metadata?.uid },
+        "Warning",
+        "MountPodNotReady",
+        msg,
+      ),
+    ];
+    if (appPod) events.push(this.#event({ kind: "Pod", ...appPod }, "Warning", "MountPodNotReady", msg));
+    await Promise.all(events);
+    throw new ClientError(ms ? "timeout" : "failed", msg);
+  }
+
+  /** The path answers stat within 2 s (a dead FUSE mount answers ENOTCONN, a hung one not at all). */
+  async #answers(path: string): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        stat(path).then(
+          () => true,
+          () => false,
+        ),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), 2000);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Targets bound from the client: from its current mount, or from its last known one when it died. */
+  #references(table: MountTable, meta: ClientMeta): MountEntry[] {
+    const entry = table.at(meta.mountPoint);
+    const ids = [...(entry ? [{ dev: entry.dev, root: entry.root }] : []), ...(meta.identities ?? [])];
+    const roots = [...(this.#o.clientRoots ?? []), posix.dirname(meta.mountPoint)];
+    return table.entries.filter(
+      (e) =>
+        e.mountPoint !== meta.mountPoint &&
+        !roots.some((r) => isWithin(r, e.mountPoint)) &&
+        ids.some((id) => e.dev === id.dev && isWithin(id.root, e.root)),
+    );
+  }
+
+  #podUidOf(target: string): string | undefined {
+    const root = posix.join(this.#o.kubeletDir ?? "/var/lib/kubelet", "pods");
+    if (!isWithin(root, target)) return undefined;
+    return target.slice(root.length + 1).split("/")[0];
+  }
+
+  #cancelDelete(mountPoint: string, volumeId: string): void {
+    const t = this.#pendingDeletes.get(mountPoint);
+    if (!t) return;
+    clearTimeout(t);
+    this.#pendingDeletes.delete(mountPoint);
+    this.#act("delete_cancelled");
+    const meta = this.#meta.get(mountPoint);
+    if (meta)
+      void this.#event(
+        { kind: "Pod", name: meta.podName, namespace: this.#o.namespace },
+        "Normal",
+        "DeleteCancelled",
+        `volume ${volumeId} is used again; delayed deletion cancelled`,
+      );
+  }
+
+  #scheduleDelete(meta: ClientMeta): void {
+    if (this.#pendingDeletes.has(meta.mountPoint) || this.#closed) return;
+    this.#act("delete_delayed");
+    void this.#event(
+      { kind: "Pod", name: meta.podName, namespace: this.#o.namespace },
+      "Normal",
+      "DeleteDelayed",
+      `no target left; deleting in ${meta.deleteDelayMs} ms unless used again`,
+    );
+    const t = setTimeout(() => {
+      this.#pendingDeletes.delete(meta.mountPoint);
+      const p = this.#locks.run(meta.mountPoint, async () => {
+        if ((this.#pins.get(meta.mountPoint) ?? 0) > 0) return;
+        const table = await readMountTable(this.#o.mountInfoPath);
+        if (this.#references(table, meta).length > 0) return;
+        await this.#deleteMountPod(meta, `no target for ${meta.deleteDelayMs} ms`);
+      });
+      this.#track(p);
+    }, meta.deleteDelayMs);
+    t.unref();
+    this.#pendingDeletes.set(meta.mountPoint, t);
+  }
+
+  async #deleteMountPod(meta: ClientMeta, why: string): Promise<boolean> {
+    const core = this.#o.kube.core;
+    let pod: k8s.V1Pod | undefined;
+    try {
+      pod = await core.readNamespacedPod({ namespace: this.#o.namespace, name: meta.podName });
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    this.#meta.delete(meta.mountPoint);
+    if (!pod) return false;
+    await this.#deletePod(pod);
+    await core.deleteNamespacedSecret({ namespace: this.#o.namespace, name: meta.podName }).catch(() => {});
+    this.#act("deleted");
+    this.#log("info", { mountPod: meta.podName }, `deleted Mount Pod: ${why}`);
+    void this.#event(
+      { kind: "Pod", name: meta.podName, namespace: this.#o.namespace, uid: pod.metadata?.uid },
+      "Normal",
+      "MountPodDeleted",
+      `deleted: ${why}`,
+    );
+    if (meta.cleanCacheDirs.length) this.#track(this.#cleanCache(meta, pod));
+    return true;
+  }
+
+  /** After the Mount Pod is gone, a Job on this node removes the volume's cache. */
+  async #cleanCache(meta: ClientMeta, pod: k8s.V1Pod): Promise<void> {
+    await this.#waitGone(meta.podName, 120_000);
+    const container = pod.spec!.containers[0]!;
+    const dirs = meta.cleanCacheDirs;
+    // JuiceFS caches blocks under <cache-dir>/<file system UUID>/raw; only that folder is removed, so a
+    // cache dir shared with other volumes keeps their data. The UUID comes from `juicefs status`.
+    const script =
+      'uuid=$(juicefs status "$0" 2>/dev/null | sed -n \'s/.*"UUID": *"\\([^"]*\\)".*/\\1/p\' | head -n 1); ' +
+      '[ -n "$uuid" ] || { echo "cannot find the file system UUID" >&2; exit 1; }; ' +
+      'for d in "$@"; do rm -rf "$d/$uuid/raw"; echo "removed $d/$uuid/raw"; done';
+    const mountArgs = [...(container.command ?? []), ...(container.args ?? [])];
+    const mpIndex = mountArgs.lastIndexOf(meta.mountPoint);
+    const source = mpIndex > 0 ? mountArgs[mpIndex - 1]! : meta.volumeId;
+    const name = `${meta.podName.slice(0, 50)}-clean`;
+    const job: k8s.V1Job = {
+      metadata: {
+        name,
+        namespace: this.#o.namespace,
+        labels: {
+          [labels.appName]: "juicefs-clean-cache",
+          [labels.volumeId]: pod.metadata?.labels?.[labels.volumeId] ?? "",
+          [labels.nodeName]: this.#o.nodeName,
+        },
+      },
+      spec: {
+        backoffLimit: 1,
+        ttlSecondsAfterFinished: 600,
+        template: {
+          metadata: { labels: { [labels.appName]: "juicefs-clean-cache" } },
+          spec: {
+            nodeName: this.#o.nodeName,
+            restartPolicy: "Never",
+            tolerations: [{ operator: "Exists" }],
+            containers: [
+              {
+                name: "clean-cache",
+                image: container.image!,
+                command: ["/bin/sh", "-c", script, source, ...dirs],
+                env: container.env ?? [],
+                volumeMounts: dirs.map((d, i) => ({ name: `cache-${i}`, mountPath: d })),
+              },
+            ],
+            volumes: dirs.map((d, i) => ({
+              name: `cache-${i}`,
+              hostPath: { path: d, type: "DirectoryOrCreate" },
+            })),
+          },
+        },
+      },
+    };
+    try {
+      await this.#o.kube.batch.createNamespacedJob({ namespace: this.#o.namespace, body: job });
+      this.#act("clean_cache_job");
+      void this.#event(
+        { kind: "Pod", name: meta.podName, namespace: this.#o.namespace },
+        "Normal",
+        "CleanCacheJob",
+        `job ${name} removes the cache of volume ${meta.volumeId} on ${this.#o.nodeName}`,
+      );
+    } catch (e) {
+      if (!isConflict(e))
+        this.#log("warn", { job: name, err: apiMessage(e) }, "cannot create clean-cache Job");
+    }
+  }
+
+  #track(p: Promise<unknown>): void {
+    const q = p.catch((e) => this.#log("warn", { err: String(e) }, "background Mount Pod work failed"));
+    this.#background.add(q);
+    void q.finally(() => this.#background.delete(q));
+  }
+
+  #act(action: string): void {
+    this.#actions.inc({ action });
+  }
+
+  #event(obj: ObjectRef, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
+    return this.#o.events?.record(obj, type, reason, message) ?? Promise.resolve();
+  }
+
+  #log(level: "info" | "warn", obj: Record<string, unknown>, msg: string): void {
+    this.#o.logger?.[level](obj, msg);
+  }
+}
+
+function parseDirs(json: string | undefined): string[] {
+  if (!json) return [];
+  try {
+    const v = JSON.parse(json) as unknown;
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Records a healthy client mount's identity (the last few are kept). */
+function remember(meta: { identities?: { dev: string; root: string }[] }, entry: MountEntry): void {
+  const ids = (meta.identities ?? []).filter((id) => id.dev !== entry.dev || id.root !== entry.root);
+  ids.push({ dev: entry.dev, root: entry.root });
+  meta.identities = ids.slice(-4);
+}

@@ -1,0 +1,106 @@
+// `juicefs-csi lint-values -f my-values.yaml`: CI's chart checks for a user's own values file.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import t from "tap";
+import { explainProblem, helmProblems } from "../../cli/lint-values.ts";
+import { runCli } from "../helpers/cli.ts";
+import { ciDir } from "./helpers.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "lint-values-"));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const file = (name: string, text: string) => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
+
+t.test("good values: exit 0 and a one-line summary", async (t) => {
+  const f = join(ciDir, "storage-classes-values.yaml");
+  const r = await runCli(["lint-values", "-f", f]);
+  t.equal(r.code, 0, r.stdout + r.stderr);
+  t.equal(
+    r.stdout,
+    `ok: ${f}: 29 objects rendered; values schema, helm lint --strict and Kubernetes schemas pass\n`,
+  );
+});
+
+t.test("bad values: exit 1, one line per problem naming the field and saying why", async (t) => {
+  const f = file(
+    "bad.yaml",
+    `mountMode: fuse
+webhook:
+  timeoutSeconds: 60
+storageClasses:
+  - name: fast
+    backend: {name: fs, metaurl: "redis://r:6379/1"}
+    mountOptions: [cache-size=1024, writeback]
+    mountPod:
+      resources: {limits: {memory: 4GB}}
+`,
+  );
+  const r = await runCli(["lint-values", "-f", f]);
+  t.equal(r.code, 1);
+  const lines = r.stdout.trimEnd().split("\n");
+  t.equal(lines.at(-1), "4 problem(s)");
+  t.match(r.stdout, `${f}: at '/mountMode': value must be one of 'pod', 'sidecar', 'process'`);
+  t.match(r.stdout, `${f}: at '/webhook/timeoutSeconds': maximum: got 60, want 30`);
+  t.match(r.stdout, /at '\/storageClasses\/0\/mountOptions\/1'.*writeback is refused/);
+  t.match(
+    r.stdout,
+    /at '\/storageClasses\/0\/mountPod\/resources\/limits\/memory': '4GB' is not a Kubernetes quantity/,
+  );
+});
+
+t.test("cross-field problems and stdin", async (t) => {
+  const r = await runCli(["lint-values", "-f", "-"], {
+    input: "mountMode: sidecar\nwebhook: {enabled: false}\n",
+  });
+  t.equal(r.code, 1);
+  t.equal(
+    r.stdout,
+    "(stdin): mountMode: sidecar needs webhook.enabled: true (the webhook is what adds the JuiceFS sidecar to pods)\n1 problem(s)\n",
+  );
+});
+
+t.test("several files apply in order, like helm -f", async (t) => {
+  const a = file("a.yaml", "mountMode: fuse\n");
+  const b = file("b.yaml", "mountMode: process\n");
+  const r = await runCli(["lint-values", "-f", a, b]);
+  t.equal(r.code, 0, r.stdout);
+});
+
+t.test("usage errors: a missing file, a chart directory without a chart", async (t) => {
+  const missing = await runCli(["lint-values", "-f", "/nonexistent/values.yaml"]);
+  t.equal(missing.code, 2);
+  t.equal(missing.stderr, "juicefs-csi: -f /nonexistent/values.yaml: no such file\n");
+  const noChart = await runCli(["lint-values", "-f", join(ciDir, "pod-mode-values.yaml"), "--chart", dir]);
+  t.equal(noChart.code, 2);
+  t.match(noChart.stderr, /--chart .*: no Chart.yaml there/);
+});
+
+t.test("Helm 3's wording is reported the same way", async (t) => {
+  t.same(
+    helmProblems(`Error: values don't meet the specifications of the schema(s) in the following chart(s):
+juicefs-csi-driver:
+- storageClasses.0: Must validate "else" as "if" was not valid
+- storageClasses.0.backend: metaurl is required
+`),
+    ["storageClasses.0.backend: metaurl is required"],
+  );
+  t.match(
+    explainProblem("storageClasses.0.mountOptions.0: Must not validate the schema (not)"),
+    /writeback is refused/,
+  );
+  t.equal(
+    explainProblem(
+      "controller.resources.limits.memory: Does not match pattern '^[+-]?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$'",
+    ),
+    "controller.resources.limits.memory: is not a Kubernetes quantity (e.g. 500m, 2, 1Gi)",
+  );
+});
+
+t.test("--help lists lint-values", async (t) => {
+  const r = await runCli(["--help"]);
+  t.match(r.stdout, /\n {2}lint-values /);
+});

@@ -1,0 +1,29 @@
+// Import FIRST in test files that mount: as root, the test file re-runs itself in a private mount
+// namespace (unshare -m), so whatever a failing test leaves mounted disappears with the namespace
+// instead of leaking into the host (teardown still unmounts everything). Synchronous on purpose:
+// nothing else (tap included) is evaluated in the parent process.
+import { spawnSync } from "node:child_process";
+
+export const isRoot = process.getuid?.() === 0;
+
+const nsVar = "JUICEFS_CSI_TEST_MOUNT_NS";
+
+if (isRoot && process.env[nsVar] !== "1" && spawnSync("unshare", ["--mount", "true"]).status === 0) {
+  const r = spawnSync(
+    "unshare",
+    [
+      "--mount",
+      "--propagation",
+      "private",
+      process.execPath,
+      ...process.execArgv,
+      process.argv[1] as string,
+      ...process.argv.slice(2),
+    ],
+    { stdio: "inherit", env: { ...process.env, [nsVar]: "1" }, timeout: 170_000, killSignal: "SIGKILL" },
+  );
+  process.exit(r.status ?? 1);
+}
+
+/** This process runs in a private mount namespace made for the test. */
+export const inPrivateMountNamespace = process.env[nsVar] === "1";

@@ -1,0 +1,397 @@
+// Client command lines: exact argv per edition, the kubelet's $(VAR) rules, and no-injection properties
+// (checked by expanding like the kubelet and by running the container's command with a real /bin/sh).
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import t from "tap";
+import type { ClientCommands, JuiceFSSettings, V1Container } from "../../driver/juicefs/index.ts";
+import {
+  buildMountContainer,
+  buildMountPod,
+  clientCommands,
+  escapeEnvRefs,
+  expandEnvRefs,
+  parseSettings,
+} from "../../driver/juicefs/index.ts";
+import { ceSecret, eeSecret, input, settingsOf } from "./fixtures.ts";
+
+const mp = "/var/lib/juicefs/volume/pvc-1-abc";
+
+t.test("community: format then mount, secrets only as $(VAR)", async (t) => {
+  const c = clientCommands(settingsOf({ secret: { ...ceSecret, "trash-days": "1" } }), mp);
+  t.same(c.prepare, [
+    "juicefs",
+    "format",
+    "--trash-days=1",
+    "--storage=$(JFS_STORAGE)",
+    "--bucket=$(JFS_BUCKET)",
+    "--access-key=$(ACCESS_KEY)",
+    "--secret-key=$(SECRET_KEY)",
+    "$(JFS_METAURL)",
+    "myjfs",
+  ]);
+  t.same(c.mount, [
+    "juicefs",
+    "mount",
+    "--foreground",
+    "--metrics=0.0.0.0:9567",
+    "--cache-dir=/var/jfsCache",
+    "$(JFS_METAURL)",
+    mp,
+  ]);
+  t.same(c.umount, ["juicefs", "umount", mp]);
+  t.same(c.env, [
+    { name: "JFS_METAURL", secretKey: "metaurl" },
+    { name: "JFS_STORAGE", secretKey: "storage" },
+    { name: "JFS_BUCKET", secretKey: "bucket" },
+    { name: "ACCESS_KEY", secretKey: "access-key" },
+    { name: "SECRET_KEY", secretKey: "secret-key" },
+  ]);
+});
+
+t.test("enterprise: auth then mount by name, --no-update", async (t) => {
+  const c = clientCommands(
+    settingsOf({ secret: { ...eeSecret, bucket: "b", "format-options": "subdomain=x" } }),
+    mp,
+  );
+  t.same(c.prepare, [
+    "juicefs",
+    "auth",
+    "myjfs",
+    "--token=$(TOKEN)",
+    "--bucket=$(JFS_BUCKET)",
+    "--access-key=$(ACCESS_KEY)",
+    "--secret-key=$(SECRET_KEY)",
+    "--subdomain=x",
+  ]);
+  t.same(c.mount, [
+    "juicefs",
+    "mount",
+    "--foreground",
+    "--no-update",
+    "--metrics=0.0.0.0:9567",
+    "--cache-dir=/var/jfsCache",
+    "myjfs",
+    mp,
+  ]);
+  t.same(
+    c.env.map((e) => e.name),
+    ["TOKEN", "JFS_BUCKET", "ACCESS_KEY", "SECRET_KEY"],
+  );
+});
+
+t.test("community without storage/bucket: no format", async (t) => {
+  const { storage: _s, bucket: _b, ...rest } = ceSecret;
+  const c = clientCommands(settingsOf({ secret: rest }), mp);
+  t.equal(c.prepare, undefined);
+  t.same(
+    c.env.map((e) => e.name),
+    ["JFS_METAURL", "ACCESS_KEY", "SECRET_KEY"],
+  );
+});
+
+t.test("mount options: JuiceFS flags as --k=v, FUSE options in one -o", async (t) => {
+  const c = clientCommands(
+    settingsOf({
+      pvMountOptions: ["allow_other", "cache-size=1024", "enable-xattr", "user_id=1000", "subdir=a"],
+    }),
+    mp,
+  );
+  t.same(c.mount, [
+    "juicefs",
+    "mount",
+    "--foreground",
+    "--metrics=0.0.0.0:9567",
+    "--cache-dir=/var/jfsCache",
+    "--cache-size=1024",
+    "--enable-xattr",
+    "--subdir=a",
+    "-o",
+    "allow_other,user_id=1000",
+    "$(JFS_METAURL)",
+    mp,
+  ]);
+});
+
+t.test("read-only adds --read-only", async (t) => {
+  t.ok(clientCommands(settingsOf({ pvMountOptions: ["ro"] }), mp).mount.includes("--read-only"));
+  t.notOk(clientCommands(settingsOf(), mp).mount.includes("--read-only"));
+});
+
+t.test("envs are literal entries after the secret ones", async (t) => {
+  const c = clientCommands(settingsOf({ secret: { ...ceSecret, envs: "B: 2\nA: $(JFS_METAURL)" } }), mp);
+  t.same(c.env.slice(-2), [
+    { name: "A", value: "$(JFS_METAURL)" },
+    { name: "B", value: "2" },
+  ]);
+});
+
+t.test("a $ in a literal is escaped so the kubelet gives it back verbatim", async (t) => {
+  const c = clientCommands(settingsOf({ pvMountOptions: ["fsname=$(JFS_METAURL)", "heartbeat=$$x$"] }), mp);
+  t.ok(c.mount.includes("--heartbeat=$$$$x$$"));
+  const env = { JFS_METAURL: "redis://secret" };
+  const expanded = c.mount.map((a) => expandEnvRefs(a, env));
+  t.ok(expanded.includes("--heartbeat=$$x$"));
+  t.ok(expanded.includes("fsname=$(JFS_METAURL)"));
+  t.equal(
+    expanded.filter((a) => a === "redis://secret").length,
+    1,
+    "only the source positional is the metaurl",
+  );
+});
+
+// ---- expandEnvRefs: the kubelet's rules ----
+const env = { A: "x", B: "$(A)", EMPTY: "", "WITH SPACE": "s" };
+const expansions: [string, string][] = [
+  ["$(A)", "x"],
+  ["pre-$(A)-post", "pre-x-post"],
+  ["$(A)$(A)", "xx"],
+  ["$(B)", "$(A)"],
+  ["$(EMPTY)", ""],
+  ["$(UNDEFINED)", "$(UNDEFINED)"],
+  ["$$(A)", "$(A)"],
+  ["$$$(A)", "$x"],
+  ["$$$$(A)", "$$(A)"],
+  ["$$", "$"],
+  ["$", "$"],
+  ["a$", "a$"],
+  ["$a", "$a"],
+  ["$(A", "$(A"],
+  ["$(", "$("],
+  ["$()", "$()"],
+  ["$(WITH SPACE)", "s"],
+  ["$(toString)", "$(toString)"],
+  ["$(__proto__)", "$(__proto__)"],
+  ["no refs", "no refs"],
+  ["", ""],
+  ["$(A)$", "x$"],
+  ["(A)", "(A)"],
+  ["$((i+1))", "$((i+1))"],
+];
+for (const [arg, want] of expansions)
+  t.test(`expandEnvRefs(${JSON.stringify(arg)})`, async (t) => t.equal(expandEnvRefs(arg, env), want));
+
+t.test("property: escapeEnvRefs is undone by expandEnvRefs, whatever the env", async (t) => {
+  fc.assert(
+    fc.property(
+      fc.string(),
+      fc.dictionary(fc.string(), fc.string()),
+      (s, e) => expandEnvRefs(escapeEnvRefs(s), e) === s,
+    ),
+    { numRuns: 2000 },
+  );
+  t.pass();
+});
+
+// ---- no-injection properties ----
+const hostileChar = fc.constantFrom(
+  ";",
+  "$",
+  "(",
+  ")",
+  "`",
+  "'",
+  '"',
+  "\\",
+  "|",
+  "&",
+  "<",
+  ">",
+  "*",
+  "?",
+  " ",
+  "\n",
+  "\t",
+  "#",
+  "~",
+  "{",
+  "}",
+  "%",
+  "!",
+  "a",
+  "Z",
+  "0",
+  "é",
+  "ü",
+);
+const hostile = fc
+  .string({ unit: fc.oneof(hostileChar, fc.string({ minLength: 1, maxLength: 1 })), maxLength: 40 })
+  .map((s) => s.replaceAll("\u0000", ""));
+/** Unique marker so "does not appear in the pod spec" is meaningful even for short values. */
+const secretValue = hostile.map((s) => `Zq9X${s}`.trim());
+const optionValue = hostile.map(
+  (s) =>
+    [...s]
+      .filter((ch) => ch !== "," && ch !== "=" && ch.charCodeAt(0) > 0x1f && ch !== "\u007f")
+      .join("")
+      .trim() || "v",
+);
+
+type Values = {
+  metaurl: string;
+  bucket: string;
+  ak: string;
+  sk: string;
+  opt: string;
+  fuse: string;
+  envv: string;
+};
+const valuesArb: fc.Arbitrary<Values> = fc.record({
+  metaurl: secretValue.map((s) => `redis://${s}`),
+  bucket: secretValue,
+  ak: secretValue,
+  sk: secretValue,
+  opt: optionValue,
+  fuse: optionValue,
+  envv: hostile,
+});
+
+function settingsFor(v: Values): JuiceFSSettings {
+  const r = parseSettings(
+    input({
+      secret: {
+        ...ceSecret,
+        metaurl: v.metaurl,
+        bucket: v.bucket,
+        "access-key": v.ak,
+        "secret-key": v.sk,
+        envs: JSON.stringify({ USER_ENV: v.envv }),
+      },
+      pvMountOptions: [`heartbeat=${v.opt}`, `fsname=${v.fuse}`],
+    }),
+  );
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  return r.settings;
+}
+
+/** What the kubelet hands to the runtime: env resolved (secretKeyRef → Secret data), $(VAR) expanded. */
+function kubeletView(c: V1Container, secretData: Record<string, string>) {
+  const vars: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    if (e.valueFrom?.secretKeyRef) vars[e.name] = secretData[e.valueFrom.secretKeyRef.key] ?? "";
+    else vars[e.name] = expandEnvRefs(e.value ?? "", vars);
+  }
+  return {
+    vars,
+    command: (c.command ?? []).map((a) => expandEnvRefs(a, vars)),
+    args: (c.args ?? []).map((a) => expandEnvRefs(a, vars)),
+  };
+}
+
+function expectedArgv(s: JuiceFSSettings, v: Values, cmds: ClientCommands) {
+  const sec = s.secret;
+  if (sec.metaurl !== v.metaurl.trim()) throw new Error(`metaurl changed: ${sec.metaurl}`);
+  const prepare = [
+    "juicefs",
+    "format",
+    `--storage=${sec.storage}`,
+    `--bucket=${sec.bucket}`,
+    `--access-key=${sec["access-key"]}`,
+    `--secret-key=${sec["secret-key"]}`,
+    sec.metaurl!,
+    "myjfs",
+  ];
+  const flags = [`--cache-dir=/var/jfsCache`, `--heartbeat=${v.opt}`];
+  const mount = [
+    "juicefs",
+    "mount",
+    "--foreground",
+    "--metrics=0.0.0.0:9567",
+    ...flags,
+    "-o",
+    `fsname=${v.fuse}`,
+    sec.metaurl!,
+    cmds.mount.at(-1)!,
+  ];
+  return { prepare, mount };
+}
+
+t.test("property: hostile secret and option values arrive verbatim as single arguments", async (t) => {
+  fc.assert(
+    fc.property(valuesArb, (v) => {
+      const s = settingsFor(v);
+      const pod = buildMountPod(s, "node-1", { namespace: "kube-system", secretName: "jfs-secret-x" });
+      const c = pod.spec!.containers[0]!;
+      const cmds = clientCommands(s, c.args!.at(-1)!);
+      const want = expectedArgv(s, v, cmds);
+      const view = kubeletView(c, s.secret);
+      // command = sh -c <fixed script> juicefs-mount; args = n, prepare..., mount...
+      const n = Number(view.args[0]);
+      t.same(view.args.slice(1, 1 + n), want.prepare);
+      t.same(view.args.slice(1 + n), want.mount);
+      t.equal(view.vars.USER_ENV, v.envv, "literal env arrives verbatim");
+      // Secret values never appear as literals in the pod spec.
+      const json = JSON.stringify(pod);
+      for (const secretVal of [
+        s.secret.metaurl!,
+        s.secret.bucket!,
+        s.secret["access-key"]!,
+        s.secret["secret-key"]!,
+      ]) {
+        if (json.includes(JSON.stringify(secretVal).slice(1, -1)))
+          throw new Error(`secret value in pod spec: ${secretVal}`);
+      }
+      return true;
+    }),
+    { numRuns: 300 },
+  );
+});
+
+t.test("property: a real /bin/sh runs the container command without interpreting any value", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "jfs-argv-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const log = join(dir, "argv.log");
+  // A fake juicefs that records its argv, NUL-separated, one record per call.
+  writeFileSync(
+    join(dir, "juicefs"),
+    `#!/bin/sh\nfor a in "$@"; do printf '%s\\0' "$a"; done >> "$JFS_ARGV_LOG"\nprintf 'END-OF-CALL\\0' >> "$JFS_ARGV_LOG"\n`,
+  );
+  chmodSync(join(dir, "juicefs"), 0o755);
+  const run = (v: Values): void => {
+    const s = settingsFor(v);
+    const c = buildMountContainer(s, { mountPoint: mp, secretName: "x" });
+    const view = kubeletView(c, s.secret);
+    rmSync(log, { force: true });
+    const argv = [...view.command, ...view.args];
+    const r = spawnSync(argv[0]!, argv.slice(1), {
+      env: { ...view.vars, PATH: `${dir}:/usr/bin:/bin`, JFS_ARGV_LOG: log },
+      encoding: "utf8",
+    });
+    if (r.status !== 0) throw new Error(`sh failed: ${r.stderr}`);
+    const calls = readFileSync(log, "utf8")
+      .split("\u0000END-OF-CALL\u0000")
+      .filter((x) => x !== "");
+    const got = calls.map((x) => [
+      "juicefs",
+      ...x.split("\u0000").filter((_, i, a) => i < a.length - (x.endsWith("\u0000") ? 1 : 0)),
+    ]);
+    const want = expectedArgv(s, v, clientCommands(s, mp));
+    t.same(got, [want.prepare, want.mount], "prepare then mount, verbatim");
+  };
+  fc.assert(
+    fc.property(valuesArb, (v) => {
+      run(v);
+      return true;
+    }),
+    { numRuns: 40 },
+  );
+  // And a classic: a metaurl that tries every way out.
+  run({
+    metaurl: "redis://h/1'; touch /tmp/pwned; echo '$(id)`id`\"",
+    bucket: "b;$(reboot)",
+    ak: "`rm -rf /`",
+    sk: "$$(SECRET_KEY)",
+    opt: "$(ACCESS_KEY)",
+    fuse: "x;y",
+    envv: "$(JFS_METAURL)",
+  });
+});
+
+t.test("without a prepare step the container runs juicefs directly (no shell)", async (t) => {
+  const { storage: _s, bucket: _b, ...rest } = ceSecret;
+  const c = buildMountContainer(settingsOf({ secret: rest }), { mountPoint: mp, secretName: "x" });
+  t.same(c.command, ["juicefs"]);
+  t.equal(c.args![0], "mount");
+});

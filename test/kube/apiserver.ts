@@ -1,0 +1,593 @@
+// A Kubernetes API server stand-in: the real REST protocol over HTTP(S) on 127.0.0.1, for the
+// resources the product uses. The product talks to it through @kubernetes/client-node with the
+// kubeconfig this writes, exactly as to a real cluster; nothing here is reachable any other way
+// except the test controls (faults, watch breaking, compaction, the log provider of the kubelets).
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import { stringify } from "yaml";
+import { apiVersionOf, findResource, type ResourceType, resourceTypes } from "./resources.ts";
+import { parseFieldSelector, parseLabelSelector, SelectorError } from "./selectors.ts";
+import {
+  ApiError,
+  badRequest,
+  type DeleteOptions,
+  type KObj,
+  Store,
+  type WatchEventType,
+  type WatchFilter,
+} from "./store.ts";
+
+export interface PodLogRequest {
+  namespace: string;
+  name: string;
+  container?: string | undefined;
+  previous: boolean;
+  tailLines?: number | undefined;
+  limitBytes?: number | undefined;
+  timestamps: boolean;
+}
+
+/** Answers pods/log for the pods of one node (the kubelet stand-in registers one). */
+export type PodLogProvider = (pod: KObj, req: PodLogRequest) => string;
+
+export interface RequestInfo {
+  verb: "get" | "list" | "watch" | "create" | "update" | "patch" | "delete" | "deletecollection";
+  resource: string;
+  subresource?: string | undefined;
+  namespace?: string | undefined;
+  name?: string | undefined;
+}
+
+/** A fault to inject: when `match` says so, the request fails with `code` (or is delayed by `delayMs`). */
+export interface Fault {
+  match: (r: RequestInfo) => boolean;
+  code?: number;
+  message?: string;
+  delayMs?: number;
+  /** How many requests it affects (default: unlimited). */
+  times?: number;
+}
+
+export interface ApiServerOptions {
+  /**
+   * Serve HTTPS with a self-signed certificate the kubeconfig trusts (default true). With false, plain
+   * HTTP, and the kubeconfig says insecure-skip-tls-verify (client-node refuses http:// otherwise).
+   */
+  tls?: boolean;
+  /** Interval of BOOKMARK events on watches that ask for them (allowWatchBookmarks). Default 5 s. */
+  bookmarkIntervalMs?: number;
+  /** How many changes a watch can resume from before 410 Expired. */
+  historySize?: number;
+  /** Fixed latency added to every request (to make benchmarks closer to a remote API server). */
+  latencyMs?: number;
+}
+
+interface ParsedPath {
+  type: ResourceType;
+  namespace?: string | undefined;
+  name?: string | undefined;
+  subresource?: string | undefined;
+}
+
+const token = () => randomBytes(16).toString("hex");
+
+let certPromise: Promise<{ private: string; cert: string }> | undefined;
+/** One self-signed serving certificate per process (key generation takes a quarter of a second). */
+function servingCert(): Promise<{ private: string; cert: string }> {
+  certPromise ??= import("selfsigned").then(({ generate }) =>
+    generate([{ name: "commonName", value: "kube-apiserver" }], {
+      keySize: 2048,
+      extensions: [
+        { name: "basicConstraints", cA: true },
+        {
+          name: "subjectAltName",
+          altNames: [
+            { type: 7, ip: "127.0.0.1" },
+            { type: 2, value: "localhost" },
+          ],
+        },
+      ],
+    }),
+  );
+  return certPromise;
+}
+
+export class ApiServer {
+  readonly store: Store;
+  readonly token = token();
+  /** Extra identities (token → user name); the default token is user "admin". */
+  private readonly users = new Map<string, string>();
+  /** What each user did: "verb group/resource[/sub] namespace|*" (to compare with the RBAC the chart grants). */
+  readonly accessLog = new Map<string, Set<string>>();
+  /** Requests served, by "verb resource[/subresource]" (for tests that count API calls). */
+  readonly requestCounts = new Map<string, number>();
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly watches = new Set<{ end: () => void }>();
+  private readonly logProviders = new Map<string, PodLogProvider>();
+  private faults: Fault[] = [];
+  private readonly opts: ApiServerOptions;
+  private caPem: string | undefined;
+  url = "";
+
+  constructor(opts: ApiServerOptions = {}) {
+    this.opts = opts;
+    this.store = new Store(opts.historySize !== undefined ? { historySize: opts.historySize } : {});
+  }
+
+  async start(): Promise<this> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      this.handle(req, res).catch((e: unknown) => this.sendError(res, e));
+    };
+    if (this.opts.tls !== false) {
+      const pems = await servingCert();
+      this.caPem = pems.cert;
+      this.server = createHttpsServer({ key: pems.private, cert: pems.cert }, handler);
+    } else this.server = createHttpServer(handler);
+    this.server.keepAliveTimeout = 60_000;
+    this.server.on("connection", (s: Socket) => {
+      this.sockets.add(s);
+      s.on("close", () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
+    const { port } = this.server.address() as AddressInfo;
+    this.url = `${this.opts.tls !== false ? "https" : "http"}://127.0.0.1:${port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const w of [...this.watches]) w.end();
+    if (!this.server) return;
+    const closed = new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+    this.server = undefined;
+  }
+
+  /** Adds a user with its own token; its requests are recorded apart in accessLog. Returns the token. */
+  addUser(name: string): string {
+    const t = token();
+    this.users.set(t, name);
+    return t;
+  }
+
+  /** A kubeconfig for this server (token auth; the CA when serving HTTPS). */
+  kubeconfig(opts: { namespace?: string; user?: string } = {}): string {
+    const userToken = opts.user
+      ? ([...this.users].find(([, n]) => n === opts.user)?.[0] ?? this.addUser(opts.user))
+      : this.token;
+    const cluster: KObj = { server: this.url };
+    if (this.caPem) cluster["certificate-authority-data"] = Buffer.from(this.caPem).toString("base64");
+    else cluster["insecure-skip-tls-verify"] = true;
+    return stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "stand-in", cluster }],
+      users: [{ name: "tester", user: { token: userToken } }],
+      contexts: [
+        {
+          name: "stand-in",
+          context: { cluster: "stand-in", user: "tester", namespace: opts.namespace ?? "default" },
+        },
+      ],
+      "current-context": "stand-in",
+    });
+  }
+
+  writeKubeconfig(file: string, opts: { namespace?: string; user?: string } = {}): string {
+    writeFileSync(file, this.kubeconfig(opts), { mode: 0o600 });
+    return file;
+  }
+
+  /** The kubelet stand-in of `nodeName` serves pods/log for pods bound to it. */
+  setLogProvider(nodeName: string, provider: PodLogProvider | undefined): void {
+    if (provider) this.logProviders.set(nodeName, provider);
+    else this.logProviders.delete(nodeName);
+  }
+
+  /** Injects a fault; returns a function that removes it. */
+  addFault(f: Fault): () => void {
+    const entry = { ...f };
+    this.faults.push(entry);
+    return () => {
+      this.faults = this.faults.filter((x) => x !== entry);
+    };
+  }
+
+  /** Ends every open watch stream (as an API server restart or a load balancer timeout does). */
+  breakWatches(): void {
+    for (const w of [...this.watches]) w.end();
+  }
+
+  /** Number of watch streams open now. */
+  get openWatches(): number {
+    return this.watches.size;
+  }
+
+  private count(info: RequestInfo): void {
+    const k = `${info.verb} ${info.resource}${info.subresource ? `/${info.subresource}` : ""}`;
+    this.requestCounts.set(k, (this.requestCounts.get(k) ?? 0) + 1);
+  }
+
+  private parsePath(pathname: string): ParsedPath | undefined {
+    const parts = pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    let group: string;
+    let version: string;
+    let rest: string[];
+    if (parts[0] === "api" && parts.length >= 2) {
+      group = "";
+      version = parts[1]!;
+      rest = parts.slice(2);
+    } else if (parts[0] === "apis" && parts.length >= 3) {
+      group = parts[1]!;
+      version = parts[2]!;
+      rest = parts.slice(3);
+    } else return undefined;
+    let namespace: string | undefined;
+    // /namespaces/{ns}/{plural}/... is namespaced; /namespaces and /namespaces/{name}[/status] are the namespace objects.
+    if (rest[0] === "namespaces" && rest.length >= 3) {
+      namespace = rest[1];
+      rest = rest.slice(2);
+    }
+    const type = findResource(group, version, rest[0] ?? "");
+    if (!type) return undefined;
+    if (namespace !== undefined && !type.namespaced) return undefined;
+    return { type, namespace, name: rest[1], subresource: rest[2] };
+  }
+
+  private async readBody(req: IncomingMessage): Promise<unknown> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req as AsyncIterable<Buffer>) {
+      size += c.length;
+      if (size > 3 * 1024 * 1024)
+        throw new ApiError(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728");
+      chunks.push(c);
+    }
+    const text = Buffer.concat(chunks).toString("utf8");
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw badRequest(`the body of the request could not be decoded as JSON`);
+    }
+  }
+
+  private send(res: ServerResponse, code: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(code, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private sendError(res: ServerResponse, e: unknown): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (e instanceof SelectorError) e = badRequest(e.message);
+    const err =
+      e instanceof ApiError
+        ? e
+        : new ApiError(500, "InternalError", `Internal error occurred: ${(e as Error).message}`);
+    this.send(res, err.code, err.toStatus());
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://x");
+    const auth = req.headers.authorization ?? "";
+    const presented = auth.startsWith("Bearer ") ? auth.slice(7) : "";
+    const user = presented === this.token ? "admin" : this.users.get(presented);
+    if (!user) throw new ApiError(401, "Unauthorized", "Unauthorized");
+    if (this.opts.latencyMs) await new Promise((r) => setTimeout(r, this.opts.latencyMs));
+    if (url.pathname === "/version") {
+      this.send(res, 200, {
+        major: "1",
+        minor: "31",
+        gitVersion: "v1.31.0-standin",
+        platform: "linux/amd64",
+      });
+      return;
+    }
+    if (this.discovery(url.pathname, res)) return;
+    const p = this.parsePath(url.pathname);
+    if (!p) throw new ApiError(404, "NotFound", `the server could not find the requested resource`);
+    const q = url.searchParams;
+    const method = req.method ?? "GET";
+    const isWatch = q.get("watch") === "true" || q.get("watch") === "1";
+    const verb: RequestInfo["verb"] =
+      method === "GET"
+        ? isWatch
+          ? "watch"
+          : p.name
+            ? "get"
+            : "list"
+        : method === "POST"
+          ? "create"
+          : method === "PUT"
+            ? "update"
+            : method === "PATCH"
+              ? "patch"
+              : method === "DELETE"
+                ? p.name
+                  ? "delete"
+                  : "deletecollection"
+                : "get";
+    const info: RequestInfo = {
+      verb,
+      resource: p.type.plural,
+      subresource: p.subresource,
+      namespace: p.namespace,
+      name: p.name,
+    };
+    this.count(info);
+    const access = `${verb} ${p.type.group}/${p.type.plural}${p.subresource ? `/${p.subresource}` : ""} ${p.namespace ?? "*"}`;
+    if (!this.accessLog.has(user)) this.accessLog.set(user, new Set());
+    this.accessLog.get(user)!.add(access);
+    for (const f of this.faults) {
+      if (f.times !== undefined && f.times <= 0) continue;
+      if (!f.match(info)) continue;
+      if (f.times !== undefined) f.times--;
+      if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
+      if (f.code)
+        throw new ApiError(
+          f.code,
+          f.code === 409 ? "Conflict" : f.code >= 500 ? "InternalError" : "BadRequest",
+          f.message ?? "injected fault",
+        );
+    }
+    const t = p.type;
+    const ns = t.namespaced ? p.namespace : undefined;
+    if (
+      p.subresource &&
+      !(p.subresource === "status" && t.status) &&
+      !(p.subresource === "log" && t.plural === "pods")
+    )
+      throw new ApiError(404, "NotFound", `the server could not find the requested resource`);
+    const filter = (): WatchFilter => ({
+      namespace: ns,
+      labels: parseLabelSelector(q.get("labelSelector") ?? undefined),
+      fields: parseFieldSelector(q.get("fieldSelector") ?? undefined, t.plural),
+    });
+    switch (verb) {
+      case "watch": {
+        const f = filter();
+        if (p.name) f.name = p.name;
+        this.serveWatch(req, res, t, f, q);
+        return;
+      }
+      case "list": {
+        const { items, resourceVersion } = this.store.list(t, filter());
+        const limit = Number(q.get("limit") ?? 0);
+        const start = q.get("continue") ? Number(Buffer.from(q.get("continue")!, "base64url").toString()) : 0;
+        const page = limit > 0 ? items.slice(start, start + limit) : items.slice(start);
+        const more = limit > 0 && start + limit < items.length;
+        for (const i of page) {
+          delete i.kind;
+          delete i.apiVersion;
+        }
+        this.send(res, 200, {
+          kind: `${t.kind}List`,
+          apiVersion: apiVersionOf(t),
+          metadata: {
+            resourceVersion,
+            ...(more
+              ? {
+                  continue: Buffer.from(String(start + limit)).toString("base64url"),
+                  remainingItemCount: items.length - start - limit,
+                }
+              : {}),
+          },
+          items: page,
+        });
+        return;
+      }
+      case "get": {
+        const obj = this.store.get(t, ns, p.name!);
+        if (p.subresource === "log") {
+          res.writeHead(200, { "content-type": "text/plain" });
+          res.end(this.podLog(obj, q));
+          return;
+        }
+        this.send(res, 200, obj);
+        return;
+      }
+      case "create": {
+        const body = (await this.readBody(req)) as KObj;
+        if (!body || typeof body !== "object") throw badRequest("the body of the request is empty");
+        if (q.get("dryRun") === "All") {
+          this.send(res, 201, body);
+          return;
+        }
+        this.send(res, 201, this.store.create(t, ns, body));
+        return;
+      }
+      case "update": {
+        const body = (await this.readBody(req)) as KObj;
+        if (!body || typeof body !== "object") throw badRequest("the body of the request is empty");
+        this.send(res, 200, this.store.update(t, ns, p.name!, body, p.subresource));
+        return;
+      }
+      case "patch": {
+        const body = await this.readBody(req);
+        const ct = String(req.headers["content-type"] ?? "");
+        this.send(res, 200, this.store.patch(t, ns, p.name!, ct, body, p.subresource));
+        return;
+      }
+      case "delete": {
+        const body = ((await this.readBody(req)) ?? {}) as KObj;
+        const opts: DeleteOptions = {
+          gracePeriodSeconds: q.has("gracePeriodSeconds")
+            ? Number(q.get("gracePeriodSeconds"))
+            : body.gracePeriodSeconds,
+          propagationPolicy: q.get("propagationPolicy") ?? body.propagationPolicy,
+          preconditions: body.preconditions,
+        };
+        const out = this.store.delete(t, ns, p.name!, opts);
+        this.send(res, 200, out);
+        return;
+      }
+      case "deletecollection": {
+        const { items } = this.store.list(t, filter());
+        for (const o of items)
+          try {
+            this.store.delete(t, o.metadata.namespace, o.metadata.name, {});
+          } catch {}
+        this.send(res, 200, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success" });
+        return;
+      }
+    }
+  }
+
+  private podLog(pod: KObj, q: URLSearchParams): string {
+    const provider = pod.spec?.nodeName ? this.logProviders.get(pod.spec.nodeName) : undefined;
+    const containers: string[] = (pod.spec?.containers ?? []).map((c: KObj) => c.name);
+    let container = q.get("container") ?? undefined;
+    if (!container) {
+      if (containers.length !== 1)
+        throw badRequest(
+          `a container name must be specified for pod ${pod.metadata.name}, choose one of: [${containers.join(" ")}]`,
+        );
+      container = containers[0];
+    }
+    if (!provider)
+      throw badRequest(
+        `container "${container}" in pod "${pod.metadata.name}" is waiting to start: ContainerCreating`,
+      );
+    return provider(pod, {
+      namespace: pod.metadata.namespace,
+      name: pod.metadata.name,
+      container,
+      previous: q.get("previous") === "true",
+      tailLines: q.has("tailLines") ? Number(q.get("tailLines")) : undefined,
+      limitBytes: q.has("limitBytes") ? Number(q.get("limitBytes")) : undefined,
+      timestamps: q.get("timestamps") === "true",
+    });
+  }
+
+  private serveWatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    t: ResourceType,
+    filter: WatchFilter,
+    q: URLSearchParams,
+  ): void {
+    const rv = q.get("resourceVersion");
+    if (rv && !/^\d+$/.test(rv)) throw badRequest(`invalid resource version "${rv}"`);
+    res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+    res.flushHeaders();
+    let open = true;
+    const write = (type: WatchEventType, object: KObj) => {
+      if (open) res.write(`${JSON.stringify({ type, object })}\n`);
+    };
+    let unsubscribe = () => {};
+    const timers: NodeJS.Timeout[] = [];
+    const entry = {
+      end: () => {
+        if (!open) return;
+        open = false;
+        unsubscribe();
+        for (const tm of timers) clearTimeout(tm);
+        this.watches.delete(entry);
+        res.end();
+      },
+    };
+    this.watches.add(entry);
+    req.on("close", entry.end);
+    res.on("close", entry.end);
+    const w = this.store.watch({ type: t, filter, send: write }, q.get("resourceVersion") ?? undefined);
+    unsubscribe = w.stop;
+    // A too-old resourceVersion is answered with one ERROR event, then the stream ends (as the watch cache does).
+    if (w.expired) {
+      entry.end();
+      return;
+    }
+    if (q.get("allowWatchBookmarks") === "true") {
+      const iv = setInterval(() => {
+        write("BOOKMARK", {
+          kind: t.kind,
+          apiVersion: apiVersionOf(t),
+          metadata: { resourceVersion: String(this.store.resourceVersion) },
+        });
+      }, this.opts.bookmarkIntervalMs ?? 5000);
+      timers.push(iv);
+    }
+    const timeout = Number(q.get("timeoutSeconds") ?? 0);
+    if (timeout > 0) timers.push(setTimeout(entry.end, timeout * 1000));
+  }
+
+  /** Minimal discovery documents (kubectl and KubernetesObjectApi read them). */
+  private discovery(pathname: string, res: ServerResponse): boolean {
+    const path = pathname.replace(/\/$/, "");
+    if (path === "/api") {
+      this.send(res, 200, {
+        kind: "APIVersions",
+        versions: ["v1"],
+        serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress: "127.0.0.1" }],
+      });
+      return true;
+    }
+    const groups = [...new Set(resourceTypes.filter((t) => t.group).map((t) => `${t.group}/${t.version}`))];
+    if (path === "/apis") {
+      this.send(res, 200, {
+        kind: "APIGroupList",
+        apiVersion: "v1",
+        groups: groups.map((gv) => {
+          const [name, version] = gv.split("/");
+          return {
+            name,
+            versions: [{ groupVersion: gv, version }],
+            preferredVersion: { groupVersion: gv, version },
+          };
+        }),
+      });
+      return true;
+    }
+    const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))$/.exec(path);
+    if (!m) return false;
+    const group = m[2] ?? "";
+    const version = m[1] ?? m[3]!;
+    const types = resourceTypes.filter((t) => t.group === group && t.version === version);
+    if (types.length === 0) return false;
+    const verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+    this.send(res, 200, {
+      kind: "APIResourceList",
+      apiVersion: "v1",
+      groupVersion: group ? `${group}/${version}` : version,
+      resources: types.flatMap((t) => [
+        { name: t.plural, singularName: t.kind.toLowerCase(), namespaced: t.namespaced, kind: t.kind, verbs },
+        ...(t.status
+          ? [
+              {
+                name: `${t.plural}/status`,
+                singularName: "",
+                namespaced: t.namespaced,
+                kind: t.kind,
+                verbs: ["get", "patch", "update"],
+              },
+            ]
+          : []),
+        ...(t.plural === "pods" && !group
+          ? [{ name: "pods/log", singularName: "", namespaced: true, kind: "Pod", verbs: ["get"] }]
+          : []),
+      ]),
+    });
+    return true;
+  }
+}
+
+/** Starts an API server stand-in and writes its kubeconfig to `kubeconfigPath` when given. */
+export async function startApiServer(
+  opts: ApiServerOptions & { kubeconfigPath?: string } = {},
+): Promise<ApiServer> {
+  const s = await new ApiServer(opts).start();
+  if (opts.kubeconfigPath) s.writeKubeconfig(opts.kubeconfigPath);
+  return s;
+}

@@ -1,0 +1,1051 @@
+// A kubelet stand-in for one or more node names. It watches the pods bound to its nodes through the
+// API (client-node, like any controller), runs each container's command + args as a local process
+// (the `juicefs` stand-in first on PATH), reports status (phase, containerStatuses, readiness from
+// exec probes), restarts per restartPolicy with back-off, terminates pods on deletion (SIGTERM,
+// grace period, SIGKILL, then removes the pod from the API), and keeps each container's output for
+// pods/log. Tests can kill a container's process, evict or delete a pod.
+//
+// What a container "is" here: a process group on this host. There is no image and no mount
+// namespace: hostPath volumes are the real host paths, emptyDir/secret/configMap volumes are temp
+// folders, and an argument or env value that starts with a volume's mountPath is rewritten to the
+// host folder when the two differ. A container without `command` runs no process and stays running
+// (like a pause container) until the pod is deleted. PVC/CSI volumes go through `volumePlugin`
+// (the e2e suite plugs the CSI node service in there, as a real kubelet would call NodePublishVolume).
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import { projectRoot } from "../../lib/paths.ts";
+import type { ApiServer, PodLogRequest } from "./apiserver.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: status objects are plain JSON.
+type Json = Record<string, any>;
+
+/** Folder of the stand-in executables (`juicefs`), put first on every container's PATH. */
+export const standInsDir = join(projectRoot, "test", "stand-ins");
+
+export interface VolumePlugin {
+  /** Makes `volume` (a PVC or CSI volume of `pod`) available at `dir` before the containers start. */
+  mount(pod: k8s.V1Pod, volume: k8s.V1Volume, dir: string): Promise<void>;
+  /** Tears it down after the containers stopped, before the pod is removed from the API. */
+  unmount(pod: k8s.V1Pod, volume: k8s.V1Volume, dir: string): Promise<void>;
+}
+
+export interface KubeletOptions {
+  /** Path of the kubeconfig to talk to the API server with. */
+  kubeconfig: string;
+  nodeNames: string[];
+  /** When given (an in-process API server), pods/log of these nodes is served from this kubelet. */
+  apiServer?: ApiServer;
+  /** Folders put first on PATH (default: the stand-ins folder, then Node's own folder). */
+  pathPrefix?: string[];
+  /** Extra environment of every container process. */
+  env?: Record<string, string>;
+  /** Multiplies probe periods/delays/timeouts and termination grace periods (default 0.05: 30 s → 1.5 s). */
+  timeScale?: number;
+  /** Restart back-off: first delay and cap, in ms (default 100 and 2000; a real kubelet uses 10 s and 5 min). */
+  backoffMs?: { initial: number; max: number };
+  /** Create a Ready Node object for each node name (default true). */
+  registerNodes?: boolean;
+  volumePlugin?: VolumePlugin;
+  /** Where emptyDir/secret volumes and pod folders live (default: a fresh temp dir). */
+  rootDir?: string;
+  /** Lines of output kept per container instance (default 10000). */
+  maxLogLines?: number;
+}
+
+interface LogLine {
+  ts: string;
+  text: string;
+}
+
+interface ContainerRun {
+  spec: k8s.V1Container;
+  init: boolean;
+  /** Native sidecar: an init container with restartPolicy Always. */
+  sidecar: boolean;
+  proc: ChildProcess | undefined;
+  pid: number | undefined;
+  /** True while the container counts as running (process alive, or a pause container). */
+  running: boolean;
+  startedAt: string | undefined;
+  restartCount: number;
+  ready: boolean;
+  exited: Promise<void> | undefined;
+  state: Json;
+  lastState: Json;
+  logs: LogLine[];
+  previousLogs: LogLine[];
+  probeTimers: NodeJS.Timeout[];
+  backoffTimer: NodeJS.Timeout | undefined;
+  backoffMs: number;
+  /** No more restarts (pod terminating/evicted, or policy says so). */
+  done: boolean;
+  env: Record<string, string>;
+}
+
+interface PodRun {
+  key: string;
+  uid: string;
+  pod: k8s.V1Pod;
+  containers: ContainerRun[];
+  init: ContainerRun[];
+  dirs: Map<string, string>;
+  terminating: boolean;
+  evicted: { reason: string; message: string } | undefined;
+  startTime: string;
+  podIP: string;
+  statusQueued: boolean;
+  statusChain: Promise<void>;
+  finished: Promise<void> | undefined;
+  started: boolean;
+  failedReason: string | undefined;
+}
+
+const nowIso = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const podKey = (p: { metadata?: { namespace?: string; name?: string } }) =>
+  `${p.metadata?.namespace}/${p.metadata?.name}`;
+
+/** The kubelet's `$(VAR)` expansion (k8s third_party/forked/golang/expansion): `$$` escapes, unknown names stay as written. */
+export function expandVars(input: string, env: Record<string, string>): string {
+  let out = "";
+  for (let i = 0; i < input.length; i++) {
+    const ch = input[i];
+    if (ch !== "$" || i + 1 >= input.length) {
+      out += ch;
+      continue;
+    }
+    const next = input[i + 1];
+    if (next === "$") {
+      out += "$";
+      i++;
+      continue;
+    }
+    if (next === "(") {
+      const end = input.indexOf(")", i + 2);
+      if (end < 0) {
+        out += input.slice(i);
+        break;
+      }
+      const name = input.slice(i + 2, end);
+      out += Object.hasOwn(env, name) ? env[name] : `$(${name})`;
+      i = end;
+      continue;
+    }
+    out += ch;
+  }
+  return out;
+}
+
+export class Kubelet {
+  readonly nodeNames: string[];
+  private readonly opts: KubeletOptions;
+  private readonly kc = new k8s.KubeConfig();
+  private readonly core: k8s.CoreV1Api;
+  private readonly informers: k8s.ListWatch<k8s.V1Pod>[] = [];
+  private readonly pods = new Map<string, PodRun>();
+  private readonly rootDir: string;
+  private readonly ownsRoot: boolean;
+  private stopped = false;
+  private ipSeq = 2;
+  /** Errors the kubelet hit (API failures, spawn errors), for tests to inspect. */
+  readonly errors: string[] = [];
+
+  constructor(opts: KubeletOptions) {
+    this.opts = opts;
+    this.nodeNames = opts.nodeNames;
+    this.kc.loadFromFile(opts.kubeconfig);
+    this.core = this.kc.makeApiClient(k8s.CoreV1Api);
+    this.ownsRoot = !opts.rootDir;
+    this.rootDir = opts.rootDir ?? mkdtempSync(join(tmpdir(), "kubelet-"));
+  }
+
+  private get scale(): number {
+    return this.opts.timeScale ?? 0.05;
+  }
+
+  async start(): Promise<this> {
+    if (this.opts.registerNodes !== false) for (const n of this.nodeNames) await this.registerNode(n);
+    for (const node of this.nodeNames) {
+      this.opts.apiServer?.setLogProvider(node, (_pod, req) => this.podLogs(req));
+      const fieldSelector = `spec.nodeName=${node}`;
+      const lw = new k8s.ListWatch<k8s.V1Pod>(
+        "/api/v1/pods",
+        new k8s.Watch(this.kc),
+        () => this.core.listPodForAllNamespaces({ fieldSelector }),
+        false,
+        undefined,
+        fieldSelector,
+      );
+      lw.on("add", (p) => this.onPod(p));
+      lw.on("update", (p) => this.onPod(p));
+      lw.on("delete", (p) => this.onPodGone(p));
+      lw.on("error", (err) => {
+        if (this.stopped) return;
+        this.errors.push(`watch ${node}: ${String(err)}`);
+        setTimeout(() => {
+          if (!this.stopped) void lw.start().catch(() => {});
+        }, 200);
+      });
+      this.informers.push(lw);
+      await lw.start();
+    }
+    return this;
+  }
+
+  private async registerNode(name: string): Promise<void> {
+    const body: k8s.V1Node = {
+      metadata: { name, labels: { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux" } },
+      status: {
+        conditions: [
+          { type: "Ready", status: "True", reason: "KubeletReady", message: "kubelet stand-in is ready" },
+        ],
+        addresses: [
+          { type: "InternalIP", address: "127.0.0.1" },
+          { type: "Hostname", address: name },
+        ],
+        allocatable: { cpu: "64", memory: "256Gi", pods: "1000" },
+        capacity: { cpu: "64", memory: "256Gi", pods: "1000" },
+      },
+    };
+    try {
+      await this.core.createNode({ body });
+    } catch (e) {
+      if ((e as { code?: number }).code !== 409) throw e;
+    }
+    await this.core
+      .patchNodeStatus(
+        { name, body: { status: body.status } },
+        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+      )
+      .catch(() => {});
+  }
+
+  /** Stops watching and kills every container process (SIGTERM, then SIGKILL after a short wait). Pods stay in the API. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const lw of this.informers) await lw.stop();
+    for (const node of this.nodeNames) this.opts.apiServer?.setLogProvider(node, undefined);
+    await Promise.all([...this.pods.values()].map((r) => this.killAll(r, 500)));
+    for (const r of this.pods.values()) this.clearTimers(r);
+    this.pods.clear();
+    if (this.ownsRoot) rmSync(this.rootDir, { recursive: true, force: true });
+  }
+
+  // ---- test controls ----
+
+  /** The pods this kubelet runs now ("namespace/name"). */
+  runningPods(): string[] {
+    return [...this.pods.keys()];
+  }
+
+  /** PID of a container's current process (undefined when not running). */
+  pid(namespace: string, name: string, container?: string): number | undefined {
+    const r = this.pods.get(`${namespace}/${name}`);
+    const c = container ? r?.containers.find((x) => x.spec.name === container) : r?.containers[0];
+    return c?.running ? c.pid : undefined;
+  }
+
+  /** Kills a container's process (default SIGKILL, like an OOM kill); restartPolicy decides what happens next. */
+  kill(namespace: string, name: string, container?: string, signal: NodeJS.Signals = "SIGKILL"): boolean {
+    const r = this.pods.get(`${namespace}/${name}`);
+    const c = container ? r?.containers.find((x) => x.spec.name === container) : r?.containers[0];
+    if (!c?.proc || !c.pid || !c.running) return false;
+    try {
+      process.kill(-c.pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Evicts a pod: its containers are killed and it ends Failed with reason Evicted (the pod object stays). */
+  async evict(
+    namespace: string,
+    name: string,
+    message = "The node was low on resource: memory.",
+  ): Promise<void> {
+    const r = this.pods.get(`${namespace}/${name}`);
+    if (!r) throw new Error(`pod ${namespace}/${name} does not run on ${this.nodeNames.join(",")}`);
+    r.evicted = { reason: "Evicted", message };
+    for (const c of [...r.init, ...r.containers]) c.done = true;
+    await this.killAll(r, 0);
+    this.queueStatus(r);
+    await r.statusChain;
+  }
+
+  /** Deletes a pod through the API (the normal graceful path follows). */
+  async deletePod(namespace: string, name: string, gracePeriodSeconds?: number): Promise<void> {
+    await this.core.deleteNamespacedPod({
+      namespace,
+      name,
+      ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
+    });
+  }
+
+  /** A container's captured output (current instance, or the previous one). */
+  logs(namespace: string, name: string, container?: string, previous = false): string {
+    return this.podLogs({ namespace, name, container, previous, timestamps: false });
+  }
+
+  // ---- pod lifecycle ----
+
+  private podLogs(req: PodLogRequest): string {
+    const r = this.pods.get(`${req.namespace}/${req.name}`);
+    if (!r) return "";
+    const c = [...r.init, ...r.containers].find((x) => !req.container || x.spec.name === req.container);
+    if (!c) return "";
+    let lines = req.previous ? c.previousLogs : c.logs;
+    if (req.tailLines !== undefined) lines = req.tailLines > 0 ? lines.slice(-req.tailLines) : [];
+    let text = lines.map((l) => (req.timestamps ? `${l.ts} ${l.text}\n` : `${l.text}\n`)).join("");
+    if (req.limitBytes !== undefined) text = text.slice(0, req.limitBytes);
+    return text;
+  }
+
+  private onPod(pod: k8s.V1Pod): void {
+    if (this.stopped) return;
+    const key = podKey(pod);
+    const existing = this.pods.get(key);
+    if (existing && existing.uid !== pod.metadata?.uid) {
+      // Same name, new pod: the old one is gone for good.
+      void this.forget(existing);
+    }
+    let r = this.pods.get(key);
+    if (!r) {
+      const phase = pod.status?.phase;
+      if (phase === "Succeeded" || phase === "Failed") {
+        if (pod.metadata?.deletionTimestamp) void this.confirmDeletion(pod);
+        return;
+      }
+      r = this.newRun(pod);
+      this.pods.set(key, r);
+      const run = r;
+      if (pod.metadata?.deletionTimestamp) {
+        run.terminating = true;
+        run.finished = this.terminate(run);
+        return;
+      }
+      void this.startPod(run).catch((e) => this.errors.push(`start ${key}: ${String(e)}`));
+      return;
+    }
+    r.pod = pod;
+    if (pod.metadata?.deletionTimestamp && !r.terminating) {
+      r.terminating = true;
+      r.finished = this.terminate(r);
+    }
+  }
+
+  private onPodGone(pod: k8s.V1Pod): void {
+    const r = this.pods.get(podKey(pod));
+    if (r && r.uid === pod.metadata?.uid) void this.forget(r);
+  }
+
+  /** The pod was removed from the API (force deletion): stop everything at once. */
+  private async forget(r: PodRun): Promise<void> {
+    r.terminating = true;
+    for (const c of [...r.init, ...r.containers]) c.done = true;
+    this.clearTimers(r);
+    if (this.pods.get(r.key) === r) this.pods.delete(r.key);
+    await this.killAll(r, 0);
+    await this.unmountVolumes(r);
+  }
+
+  private newRun(pod: k8s.V1Pod): PodRun {
+    const mk = (spec: k8s.V1Container, init: boolean): ContainerRun => ({
+      spec,
+      init,
+      sidecar: init && (spec as Json).restartPolicy === "Always",
+      proc: undefined,
+      pid: undefined,
+      running: false,
+      startedAt: undefined,
+      restartCount: 0,
+      ready: false,
+      exited: undefined,
+      state: { waiting: { reason: "ContainerCreating" } },
+      lastState: {},
+      logs: [],
+      previousLogs: [],
+      probeTimers: [],
+      backoffTimer: undefined,
+      backoffMs: this.opts.backoffMs?.initial ?? 100,
+      done: false,
+      env: {},
+    });
+    const n = this.ipSeq++;
+    return {
+      key: podKey(pod),
+      uid: pod.metadata!.uid!,
+      pod,
+      containers: (pod.spec?.containers ?? []).map((c) => mk(c, false)),
+      init: (pod.spec?.initContainers ?? []).map((c) => mk(c, true)),
+      dirs: new Map(),
+      terminating: false,
+      evicted: undefined,
+      startTime: nowIso(),
+      podIP: `10.244.${(n >> 8) & 255}.${n & 255}`,
+      statusQueued: false,
+      statusChain: Promise.resolve(),
+      finished: undefined,
+      started: false,
+      failedReason: undefined,
+    };
+  }
+
+  private async startPod(r: PodRun): Promise<void> {
+    this.queueStatus(r);
+    try {
+      await this.prepareVolumes(r);
+    } catch (e) {
+      r.failedReason = `MountVolume failed: ${(e as Error).message}`;
+      this.errors.push(`${r.key}: ${r.failedReason}`);
+      for (const c of [...r.init, ...r.containers])
+        c.state = { waiting: { reason: "ContainerCreating", message: r.failedReason } };
+      this.queueStatus(r);
+      return;
+    }
+    for (const c of r.init) {
+      if (r.terminating) return;
+      await this.startContainer(r, c);
+      if (c.sidecar) continue;
+      // A regular init container must finish successfully (restarted on failure unless policy Never).
+      while (!r.terminating) {
+        await c.exited;
+        if (c.state.terminated?.exitCode === 0) break;
+        if (r.pod.spec?.restartPolicy === "Never") {
+          for (const x of r.containers) x.done = true;
+          this.queueStatus(r);
+          return;
+        }
+        await sleep(c.backoffMs);
+        c.backoffMs = Math.min(c.backoffMs * 2, this.opts.backoffMs?.max ?? 2000);
+        if (r.terminating) return;
+        c.restartCount++;
+        await this.startContainer(r, c);
+      }
+    }
+    r.started = true;
+    for (const c of r.containers) if (!r.terminating) await this.startContainer(r, c);
+    this.queueStatus(r);
+  }
+
+  private async prepareVolumes(r: PodRun): Promise<void> {
+    const podDir = join(this.rootDir, "pods", r.uid);
+    for (const v of r.pod.spec?.volumes ?? []) {
+      if (v.hostPath) {
+        const type = v.hostPath.type ?? "";
+        if (type === "" || type === "DirectoryOrCreate") mkdirSync(v.hostPath.path, { recursive: true });
+        r.dirs.set(v.name, v.hostPath.path);
+      } else if (v.emptyDir) {
+        const d = join(podDir, "volumes", "empty-dir", v.name);
+        mkdirSync(d, { recursive: true });
+        r.dirs.set(v.name, d);
+      } else if (v.secret || v.configMap) {
+        const d = join(podDir, "volumes", v.secret ? "secret" : "configmap", v.name);
+        mkdirSync(d, { recursive: true });
+        const ns = r.pod.metadata!.namespace!;
+        let data: Record<string, string> = {};
+        if (v.secret) {
+          const s = await this.core
+            .readNamespacedSecret({ namespace: ns, name: v.secret.secretName! })
+            .catch((e) => {
+              if (v.secret?.optional) return undefined;
+              throw e;
+            });
+          for (const [k, val] of Object.entries(s?.data ?? {}))
+            data[k] = Buffer.from(val, "base64").toString("utf8");
+        } else {
+          const cm = await this.core
+            .readNamespacedConfigMap({ namespace: ns, name: v.configMap!.name! })
+            .catch((e) => {
+              if (v.configMap?.optional) return undefined;
+              throw e;
+            });
+          data = { ...(cm?.data ?? {}) };
+        }
+        const items = (v.secret ?? v.configMap)!.items;
+        const files = items ? items.map((i) => [i.path, data[i.key]] as const) : Object.entries(data);
+        for (const [p, content] of files) {
+          if (content === undefined) continue;
+          mkdirSync(dirname(join(d, p)), { recursive: true });
+          writeFileSync(join(d, p), content);
+        }
+        r.dirs.set(v.name, d);
+      } else if (v.persistentVolumeClaim || v.csi || v.ephemeral) {
+        const d = join(podDir, "volumes", "kubernetes.io~csi", v.name, "mount");
+        mkdirSync(d, { recursive: true });
+        if (!this.opts.volumePlugin)
+          throw new Error(`volume ${v.name}: no volume plugin for PVC/CSI volumes`);
+        await this.opts.volumePlugin.mount(r.pod, v, d);
+        r.dirs.set(v.name, d);
+      }
+    }
+  }
+
+  private async unmountVolumes(r: PodRun): Promise<void> {
+    const plugin = this.opts.volumePlugin;
+    for (const v of r.pod.spec?.volumes ?? []) {
+      const d = r.dirs.get(v.name);
+      if (!d || !plugin || !(v.persistentVolumeClaim || v.csi || v.ephemeral)) continue;
+      try {
+        await plugin.unmount(r.pod, v, d);
+        r.dirs.delete(v.name);
+      } catch (e) {
+        this.errors.push(`unmount ${r.key} ${v.name}: ${(e as Error).message}`);
+      }
+    }
+    rmSync(join(this.rootDir, "pods", r.uid), { recursive: true, force: true });
+  }
+
+  /** Rewrites a container path to the host folder of the volume mounted there (see the header). */
+  private hostPathOf(r: PodRun, c: k8s.V1Container, s: string): string {
+    for (const m of c.volumeMounts ?? []) {
+      const host = r.dirs.get(m.name);
+      if (!host) continue;
+      const inner = m.subPath ? join(host, m.subPath) : host;
+      if (inner === m.mountPath) continue;
+      if (s === m.mountPath) return inner;
+      if (s.startsWith(`${m.mountPath}/`)) return inner + s.slice(m.mountPath.length);
+    }
+    return s;
+  }
+
+  private async resolveEnv(r: PodRun, c: k8s.V1Container): Promise<Record<string, string>> {
+    const ns = r.pod.metadata!.namespace!;
+    const env: Record<string, string> = {};
+    const secrets = new Map<string, Record<string, string> | undefined>();
+    const configMaps = new Map<string, Record<string, string> | undefined>();
+    const secret = async (name: string) => {
+      if (!secrets.has(name)) {
+        const s = await this.core.readNamespacedSecret({ namespace: ns, name }).catch(() => undefined);
+        secrets.set(
+          name,
+          s
+            ? Object.fromEntries(
+                Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
+              )
+            : undefined,
+        );
+      }
+      return secrets.get(name);
+    };
+    const configMap = async (name: string) => {
+      if (!configMaps.has(name)) {
+        const cm = await this.core.readNamespacedConfigMap({ namespace: ns, name }).catch(() => undefined);
+        configMaps.set(name, cm ? { ...(cm.data ?? {}) } : undefined);
+      }
+      return configMaps.get(name);
+    };
+    for (const from of c.envFrom ?? []) {
+      const prefix = from.prefix ?? "";
+      if (from.secretRef) {
+        const data = await secret(from.secretRef.name!);
+        if (!data && !from.secretRef.optional) throw new Error(`secret "${from.secretRef.name}" not found`);
+        for (const [k, v] of Object.entries(data ?? {})) env[prefix + k] = v;
+      }
+      if (from.configMapRef) {
+        const data = await configMap(from.configMapRef.name!);
+        if (!data && !from.configMapRef.optional)
+          throw new Error(`configmap "${from.configMapRef.name}" not found`);
+        for (const [k, v] of Object.entries(data ?? {})) env[prefix + k] = v;
+      }
+    }
+    const pod = r.pod;
+    for (const e of c.env ?? []) {
+      if (e.value !== undefined) {
+        env[e.name] = expandVars(this.hostPathOf(r, c, e.value), env);
+        continue;
+      }
+      const vf = e.valueFrom;
+      if (!vf) {
+        env[e.name] = "";
+        continue;
+      }
+      if (vf.secretKeyRef) {
+        const data = await secret(vf.secretKeyRef.name!);
+        const v = data?.[vf.secretKeyRef.key];
+        if (v === undefined) {
+          if (vf.secretKeyRef.optional) continue;
+          throw new Error(
+            data
+              ? `couldn't find key ${vf.secretKeyRef.key} in Secret ${ns}/${vf.secretKeyRef.name}`
+              : `secret "${vf.secretKeyRef.name}" not found`,
+          );
+        }
+        env[e.name] = v;
+      } else if (vf.configMapKeyRef) {
+        const data = await configMap(vf.configMapKeyRef.name!);
+        const v = data?.[vf.configMapKeyRef.key];
+        if (v === undefined) {
+          if (vf.configMapKeyRef.optional) continue;
+          throw new Error(
+            data
+              ? `couldn't find key ${vf.configMapKeyRef.key} in ConfigMap ${ns}/${vf.configMapKeyRef.name}`
+              : `configmap "${vf.configMapKeyRef.name}" not found`,
+          );
+        }
+        env[e.name] = v;
+      } else if (vf.fieldRef) {
+        const path = vf.fieldRef.fieldPath;
+        const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
+        env[e.name] = m
+          ? ((pod.metadata as Json)?.[m[1]!]?.[m[2]!] ?? "")
+          : ({
+              "metadata.name": pod.metadata?.name,
+              "metadata.namespace": pod.metadata?.namespace,
+              "metadata.uid": pod.metadata?.uid,
+              "spec.nodeName": pod.spec?.nodeName,
+              "spec.serviceAccountName": pod.spec?.serviceAccountName,
+              "status.podIP": r.podIP,
+              "status.hostIP": "127.0.0.1",
+            }[path] ?? "");
+      } else if (vf.resourceFieldRef) {
+        const [kind, res] = vf.resourceFieldRef.resource.split(".") as ["limits" | "requests", string];
+        env[e.name] = String((c.resources?.[kind] as Json | undefined)?.[res] ?? "0");
+      }
+    }
+    return env;
+  }
+
+  private processEnv(r: PodRun, env: Record<string, string>): NodeJS.ProcessEnv {
+    const prefix = this.opts.pathPrefix ?? [standInsDir, dirname(process.execPath)];
+    return {
+      PATH: [...prefix, process.env.PATH ?? "/usr/bin:/bin"].join(":"),
+      HOME: "/root",
+      HOSTNAME: r.pod.metadata!.name!,
+      ...this.opts.env,
+      ...env,
+    };
+  }
+
+  private async startContainer(r: PodRun, c: ContainerRun): Promise<void> {
+    if (r.terminating || c.done || this.stopped) return;
+    let env: Record<string, string>;
+    try {
+      env = await this.resolveEnv(r, c.spec);
+    } catch (e) {
+      // As the kubelet: CreateContainerConfigError, retried.
+      c.state = { waiting: { reason: "CreateContainerConfigError", message: (e as Error).message } };
+      this.queueStatus(r);
+      let resolveExit!: () => void;
+      c.exited = new Promise<void>((res) => {
+        resolveExit = res;
+      });
+      c.backoffTimer = setTimeout(() => {
+        c.backoffTimer = undefined;
+        resolveExit();
+        void this.startContainer(r, c);
+      }, c.backoffMs);
+      return;
+    }
+    c.env = env;
+    const argv = [...(c.spec.command ?? []), ...(c.spec.args ?? [])].map((a) =>
+      expandVars(this.hostPathOf(r, c.spec, a), env),
+    );
+    if (c.previousLogs !== c.logs && c.startedAt) c.previousLogs = c.logs;
+    c.logs = [];
+    c.startedAt = nowIso();
+    if ((c.spec.command ?? []).length === 0) {
+      // No command: a pause container. It runs until the pod goes away.
+      c.proc = undefined;
+      c.pid = undefined;
+      c.running = true;
+      c.state = { running: { startedAt: c.startedAt } };
+      c.exited = new Promise<void>(() => {});
+      this.afterStart(r, c);
+      return;
+    }
+    let proc: ChildProcess;
+    try {
+      proc = spawn(argv[0]!, argv.slice(1), {
+        env: this.processEnv(r, env),
+        cwd: c.spec.workingDir ? this.hostPathOf(r, c.spec, c.spec.workingDir) : "/",
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    } catch (e) {
+      this.containerFailed(r, c, `StartError`, (e as Error).message);
+      return;
+    }
+    c.proc = proc;
+    c.pid = proc.pid;
+    c.running = true;
+    c.state = { running: { startedAt: c.startedAt } };
+    const max = this.opts.maxLogLines ?? 10_000;
+    const capture = (stream: NodeJS.ReadableStream) => {
+      let buf = "";
+      stream.setEncoding("utf8");
+      stream.on("data", (d: string) => {
+        buf += d;
+        const lines = buf.split("\n");
+        buf = lines.pop()!;
+        for (const text of lines) c.logs.push({ ts: new Date().toISOString(), text });
+        if (c.logs.length > max) c.logs.splice(0, c.logs.length - max);
+      });
+      stream.on("end", () => {
+        if (buf) c.logs.push({ ts: new Date().toISOString(), text: buf });
+        buf = "";
+      });
+    };
+    capture(proc.stdout!);
+    capture(proc.stderr!);
+    let spawnError: string | undefined;
+    c.exited = new Promise<void>((resolve) => {
+      proc.on("error", (e) => {
+        spawnError = e.message;
+      });
+      proc.on("close", (code, signal) => {
+        c.running = false;
+        c.proc = undefined;
+        c.ready = false;
+        for (const t of c.probeTimers) clearTimeout(t);
+        c.probeTimers = [];
+        const exitCode = code ?? (signal ? 128 + (signalNumbers[signal] ?? 9) : 1);
+        c.state = {
+          terminated: {
+            exitCode,
+            reason: spawnError ? "StartError" : exitCode === 0 ? "Completed" : "Error",
+            ...(spawnError ? { message: spawnError } : {}),
+            ...(signal ? { signal: signalNumbers[signal] ?? 9 } : {}),
+            startedAt: c.startedAt,
+            finishedAt: nowIso(),
+          },
+        };
+        resolve();
+        this.afterExit(r, c, exitCode);
+      });
+    });
+    this.afterStart(r, c);
+  }
+
+  private containerFailed(r: PodRun, c: ContainerRun, reason: string, message: string): void {
+    c.running = false;
+    c.state = { terminated: { exitCode: 128, reason, message, finishedAt: nowIso() } };
+    c.exited = Promise.resolve();
+    this.afterExit(r, c, 128);
+  }
+
+  private afterStart(r: PodRun, c: ContainerRun): void {
+    this.queueStatus(r);
+    const hook = c.spec.lifecycle?.postStart?.exec?.command;
+    if (hook?.length) {
+      void this.exec(r, c, hook, 30_000).then((ok) => {
+        if (!ok && c.running && c.pid) {
+          c.logs.push({ ts: new Date().toISOString(), text: "FailedPostStartHook" });
+          try {
+            process.kill(-c.pid, "SIGKILL");
+          } catch {}
+        }
+        if (ok) this.startProbes(r, c);
+      });
+    } else this.startProbes(r, c);
+  }
+
+  private startProbes(r: PodRun, c: ContainerRun): void {
+    const readiness = c.spec.readinessProbe;
+    if (!readiness) {
+      c.ready = c.running && (!c.init || c.sidecar);
+      this.queueStatus(r);
+    } else this.runProbe(r, c, readiness, "readiness");
+    if (c.spec.livenessProbe) this.runProbe(r, c, c.spec.livenessProbe, "liveness");
+  }
+
+  private runProbe(r: PodRun, c: ContainerRun, probe: k8s.V1Probe, kind: "readiness" | "liveness"): void {
+    const cmd = probe.exec?.command;
+    const period = Math.max(20, (probe.periodSeconds ?? 10) * 1000 * this.scale);
+    const timeout = Math.max(100, (probe.timeoutSeconds ?? 1) * 1000 * Math.max(this.scale, 0.5));
+    const initial = (probe.initialDelaySeconds ?? 0) * 1000 * this.scale;
+    const failureThreshold = probe.failureThreshold ?? 3;
+    const successThreshold = probe.successThreshold ?? 1;
+    let fails = 0;
+    let oks = 0;
+    const instance = c.startedAt;
+    const tick = async () => {
+      if (!c.running || r.terminating || c.startedAt !== instance) return;
+      // Only exec probes run; httpGet/tcpSocket probes succeed (there is no pod network here).
+      const ok = cmd?.length ? await this.exec(r, c, cmd, timeout) : true;
+      if (!c.running || c.startedAt !== instance) return;
+      if (ok) {
+        fails = 0;
+        oks++;
+      } else {
+        oks = 0;
+        fails++;
+      }
+      if (kind === "readiness") {
+        const ready = ok
+          ? oks >= successThreshold
+            ? true
+            : c.ready
+          : fails >= failureThreshold
+            ? false
+            : c.ready;
+        if (ready !== c.ready) {
+          c.ready = ready;
+          this.queueStatus(r);
+        }
+      } else if (fails >= failureThreshold && c.pid) {
+        c.logs.push({
+          ts: new Date().toISOString(),
+          text: "Liveness probe failed; the container will be restarted",
+        });
+        try {
+          process.kill(-c.pid, "SIGKILL");
+        } catch {}
+        return;
+      }
+      c.probeTimers.push(setTimeout(tick, period));
+    };
+    c.probeTimers.push(setTimeout(tick, initial));
+  }
+
+  /** Runs a probe/hook command with the container's environment; true when it exits 0 within the timeout. */
+  private exec(r: PodRun, c: ContainerRun, command: string[], timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const argv = command.map((a) => this.hostPathOf(r, c.spec, a));
+      let p: ChildProcess;
+      try {
+        p = spawn(argv[0]!, argv.slice(1), {
+          env: this.processEnv(r, c.env),
+          stdio: "ignore",
+          detached: true,
+        });
+      } catch {
+        resolve(false);
+        return;
+      }
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-p.pid!, "SIGKILL");
+        } catch {}
+        resolve(false);
+      }, timeoutMs);
+      p.on("error", () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+      p.on("close", (code) => {
+        clearTimeout(timer);
+        resolve(code === 0);
+      });
+    });
+  }
+
+  private afterExit(r: PodRun, c: ContainerRun, exitCode: number): void {
+    const policy = c.sidecar
+      ? "Always"
+      : c.init
+        ? r.pod.spec?.restartPolicy === "Never"
+          ? "Never"
+          : "OnFailure"
+        : (r.pod.spec?.restartPolicy ?? "Always");
+    const restart =
+      !c.done &&
+      !r.terminating &&
+      !this.stopped &&
+      !r.evicted &&
+      (policy === "Always" || (policy === "OnFailure" && exitCode !== 0));
+    if (c.init && !c.sidecar) {
+      // startPod drives regular init containers.
+      this.queueStatus(r);
+      return;
+    }
+    if (!restart) {
+      c.done = true;
+      this.queueStatus(r);
+      return;
+    }
+    if (c.state.terminated) c.lastState = { terminated: c.state.terminated };
+    c.state = {
+      waiting: {
+        reason: "CrashLoopBackOff",
+        message: `back-off ${c.backoffMs}ms restarting failed container=${c.spec.name} pod=${r.pod.metadata?.name}`,
+      },
+    };
+    this.queueStatus(r);
+    const ranFor = c.startedAt ? Date.now() - Date.parse(c.startedAt) : 0;
+    if (ranFor > 10_000) c.backoffMs = this.opts.backoffMs?.initial ?? 100;
+    const delay = c.backoffMs;
+    c.backoffMs = Math.min(c.backoffMs * 2, this.opts.backoffMs?.max ?? 2000);
+    c.backoffTimer = setTimeout(() => {
+      c.backoffTimer = undefined;
+      if (r.terminating || c.done || this.stopped) return;
+      c.restartCount++;
+      void this.startContainer(r, c);
+    }, delay);
+  }
+
+  private clearTimers(r: PodRun): void {
+    for (const c of [...r.init, ...r.containers]) {
+      for (const t of c.probeTimers) clearTimeout(t);
+      c.probeTimers = [];
+      if (c.backoffTimer) clearTimeout(c.backoffTimer);
+      c.backoffTimer = undefined;
+    }
+  }
+
+  /** SIGTERM to every container process group, SIGKILL after `graceMs`; resolves when all exited. */
+  private async killAll(r: PodRun, graceMs: number): Promise<void> {
+    const all = [...r.containers, ...r.init];
+    for (const c of all) {
+      c.done = true;
+      if (!c.proc) {
+        if (c.running) {
+          c.running = false;
+          c.ready = false;
+          c.state = {
+            terminated: { exitCode: 0, reason: "Completed", startedAt: c.startedAt, finishedAt: nowIso() },
+          };
+        }
+      }
+    }
+    const live = all.filter((c) => c.proc && c.pid);
+    for (const c of live)
+      try {
+        process.kill(-c.pid!, graceMs > 0 ? "SIGTERM" : "SIGKILL");
+      } catch {}
+    if (live.length === 0) return;
+    const exited = Promise.all(live.map((c) => c.exited));
+    const timer = new Promise<"timeout">((res) => setTimeout(() => res("timeout"), Math.max(graceMs, 1)));
+    if ((await Promise.race([exited, timer])) === "timeout") {
+      for (const c of live)
+        try {
+          process.kill(-c.pid!, "SIGKILL");
+        } catch {}
+      await Promise.race([exited, sleep(2000)]);
+    }
+  }
+
+  /** Graceful termination after the pod got a deletionTimestamp; then the pod is removed from the API. */
+  private async terminate(r: PodRun): Promise<void> {
+    this.clearTimers(r);
+    const grace =
+      (r.pod.metadata?.deletionGracePeriodSeconds ?? r.pod.spec?.terminationGracePeriodSeconds ?? 30) *
+      1000 *
+      this.scale;
+    await this.killAll(r, grace);
+    await this.unmountVolumes(r);
+    this.queueStatus(r);
+    await r.statusChain;
+    if (this.stopped) return;
+    await this.confirmDeletion(r.pod);
+    if (this.pods.get(r.key) === r) this.pods.delete(r.key);
+  }
+
+  private async confirmDeletion(pod: k8s.V1Pod): Promise<void> {
+    try {
+      await this.core.deleteNamespacedPod({
+        namespace: pod.metadata!.namespace!,
+        name: pod.metadata!.name!,
+        gracePeriodSeconds: 0,
+        body: { preconditions: { uid: pod.metadata!.uid! } },
+      });
+    } catch (e) {
+      const code = (e as { code?: number }).code;
+      if (code !== 404 && code !== 409) this.errors.push(`delete ${podKey(pod)}: ${String(e)}`);
+    }
+  }
+
+  // ---- status ----
+
+  private containerStatus(c: ContainerRun): Json {
+    return {
+      name: c.spec.name,
+      image: c.spec.image ?? "",
+      imageID: `stand-in://${c.spec.image ?? ""}`,
+      containerID: c.pid ? `stand-in://${c.pid}` : undefined,
+      ready: c.ready,
+      started: c.running,
+      restartCount: c.restartCount,
+      state: c.state,
+      lastState: c.lastState,
+    };
+  }
+
+  private computeStatus(r: PodRun): Json {
+    const cs = r.containers.map((c) => this.containerStatus(c));
+    const ics = r.init.map((c) => this.containerStatus(c));
+    const allReady = r.containers.length > 0 && r.containers.every((c) => c.ready);
+    const initialized = r.started;
+    let phase = "Pending";
+    const terminated = r.containers.every((c) => c.done && !c.running && c.state.terminated);
+    if (r.evicted) phase = "Failed";
+    else if (
+      r.init.some((c) => c.done && !c.sidecar && c.state.terminated?.exitCode !== 0) &&
+      r.pod.spec?.restartPolicy === "Never"
+    )
+      phase = "Failed";
+    else if (r.started && terminated)
+      phase = r.containers.every((c) => c.state.terminated?.exitCode === 0) ? "Succeeded" : "Failed";
+    else if (
+      r.started &&
+      r.containers.some((c) => c.running || c.state.waiting?.reason === "CrashLoopBackOff" || c.startedAt)
+    )
+      phase = "Running";
+    const t = nowIso();
+    const cond = (type: string, ok: boolean) => ({
+      type,
+      status: ok ? "True" : "False",
+      lastTransitionTime: t,
+    });
+    return {
+      phase,
+      ...(r.evicted ? { reason: r.evicted.reason, message: r.evicted.message } : {}),
+      conditions: [
+        cond("PodScheduled", true),
+        cond("Initialized", initialized),
+        cond("ContainersReady", allReady && !r.evicted),
+        cond("Ready", allReady && !r.evicted && !r.terminating),
+      ],
+      hostIP: "127.0.0.1",
+      podIP: r.podIP,
+      podIPs: [{ ip: r.podIP }],
+      startTime: r.startTime,
+      qosClass: "Burstable",
+      containerStatuses: cs,
+      ...(ics.length ? { initContainerStatuses: ics } : {}),
+    };
+  }
+
+  /** Coalesces status changes into one ordered PATCH of pods/status per pod. */
+  private queueStatus(r: PodRun): void {
+    if (r.statusQueued || this.stopped) return;
+    r.statusQueued = true;
+    r.statusChain = r.statusChain.then(async () => {
+      await sleep(5);
+      r.statusQueued = false;
+      if (this.stopped) return;
+      const status = this.computeStatus(r);
+      try {
+        await this.core.patchNamespacedPodStatus({
+          namespace: r.pod.metadata!.namespace!,
+          name: r.pod.metadata!.name!,
+          body: [
+            { op: "test", path: "/metadata/uid", value: r.uid },
+            { op: "replace", path: "/status", value: status },
+          ],
+        });
+      } catch (e) {
+        const code = (e as { code?: number }).code;
+        if (code !== 404 && code !== 422) this.errors.push(`status ${r.key}: ${String(e)}`);
+      }
+    });
+  }
+}
+
+const signalNumbers: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGKILL: 9,
+  SIGTERM: 15,
+  SIGUSR1: 10,
+  SIGUSR2: 12,
+};
+
+/** Starts a kubelet stand-in. */
+export function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
+  return new Kubelet(opts).start();
+}
