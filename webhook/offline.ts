@@ -1,18 +1,157 @@
-// Offline injection and validation (no cluster). Filled in by the webhook issue.
+// Offline injection and validation (no cluster): the webhook's own handlers, fed with an in-memory
+// lookup built from the manifests given on the command line. `inject` answers a real AdmissionReview
+// through mutatePod and applies the returned JSON Patch, so what it prints is exactly what the API
+// server would store.
+import fastJsonPatch from "fast-json-patch";
+import { stringify } from "yaml";
+import { type AdmissionRequest, cloneJson, type KubeObject } from "./admission.ts";
+import { defaultWebhookSettings, type WebhookConfig } from "./config.ts";
+import { MemoryLookup } from "./lookup.ts";
+import { ManifestError, parseManifests, podTemplateOf } from "./manifests.ts";
+import { mutatePod } from "./mutate.ts";
+import { validateObject } from "./validate.ts";
+
 export interface OfflineResult {
   ok: boolean;
   output: string;
   warnings: string[];
 }
 
-export async function injectOffline(_in: {
+/** Offline runs behave like an opted-in namespace on a cluster with native sidecars (Kubernetes >= 1.29). */
+const offlineConfig: WebhookConfig = {
+  driver: {},
+  webhook: { ...defaultWebhookSettings, mountMode: "sidecar", requireNamespaceLabel: false },
+};
+
+function describe(o: KubeObject): string {
+  const m = o.metadata ?? {};
+  const name = m.name || (m.generateName ? `${m.generateName}*` : "(unnamed)");
+  const clusterScoped = o.kind === "PersistentVolume" || o.kind === "StorageClass" || o.kind === "Namespace";
+  return clusterScoped ? `${o.kind} ${name}` : `${o.kind} ${m.namespace || "default"}/${name}`;
+}
+
+let uidCounter = 0;
+
+/** One CREATE review for a pod (or a workload's pod template), through the webhook's handler. */
+async function injectOne(
+  obj: KubeObject,
+  lookup: MemoryLookup,
+  native: boolean,
+): Promise<{ ok: true; obj: KubeObject; warnings: string[] } | { ok: false; message: string }> {
+  const t = podTemplateOf(obj);
+  if (!t) return { ok: true, obj, warnings: [] };
+  const namespace = obj.metadata?.namespace || "default";
+  const pod: KubeObject =
+    obj.kind === "Pod"
+      ? obj
+      : {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { ...(t.pod.metadata ?? {}), namespace },
+          spec: t.pod.spec,
+        };
+  const request: AdmissionRequest = {
+    uid: `offline-${++uidCounter}`,
+    kind: { group: "", version: "v1", kind: "Pod" },
+    resource: { group: "", version: "v1", resource: "pods" },
+    namespace,
+    operation: "CREATE",
+    object: pod,
+    dryRun: true,
+  };
+  const r = await mutatePod(request, { lookup, config: offlineConfig, native });
+  if (!r.allowed) return { ok: false, message: `${describe(obj)}: ${r.message}` };
+  const warnings = (r.warnings ?? []).map((w) => `${describe(obj)}: ${w}`);
+  if (!r.patch) return { ok: true, obj, warnings };
+  const mutated = fastJsonPatch.applyPatch(cloneJson(pod), r.patch, true, false).newDocument as KubeObject;
+  if (obj.kind === "Pod") return { ok: true, obj: mutated, warnings };
+  const copy = cloneJson(obj);
+  const { namespace: _ns, ...metadata } = mutated.metadata ?? {};
+  podTemplateOf(copy)!.put({
+    ...(t.pod.metadata || Object.keys(metadata).length ? { metadata } : {}),
+    spec: mutated.spec,
+  });
+  return { ok: true, obj: copy, warnings };
+}
+
+function render(objects: KubeObject[], format: string): string {
+  if (format === "json") {
+    const doc = objects.length === 1 ? objects[0] : { apiVersion: "v1", kind: "List", items: objects };
+    return `${JSON.stringify(doc, null, 2)}\n`;
+  }
+  return objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n");
+}
+
+export async function injectOffline(input: {
   pods: string;
   context: string[];
   output: string;
 }): Promise<OfflineResult> {
-  throw new Error("offline injection is not built yet");
+  if (input.output !== "yaml" && input.output !== "json")
+    return { ok: false, output: `error: -o ${input.output}: expected yaml or json\n`, warnings: [] };
+  let objects: KubeObject[];
+  const lookup = new MemoryLookup();
+  try {
+    objects = parseManifests(input.pods, "-f");
+    for (const [i, text] of input.context.entries())
+      for (const o of parseManifests(text, `--manifests #${i + 1}`)) lookup.add(o);
+  } catch (err) {
+    if (err instanceof ManifestError) return { ok: false, output: `error: ${err.message}\n`, warnings: [] };
+    throw err;
+  }
+  // Objects next to the pods (PVC, PV, Secret, ...) count as context too.
+  for (const o of objects) lookup.add(o);
+  const out: KubeObject[] = [];
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  for (const o of objects) {
+    const r = await injectOne(o, lookup, true);
+    if (!r.ok) errors.push(r.message);
+    else {
+      out.push(r.obj);
+      warnings.push(...r.warnings);
+    }
+  }
+  if (errors.length > 0) return { ok: false, output: errors.map((e) => `error: ${e}\n`).join(""), warnings };
+  return { ok: true, output: render(out, input.output), warnings };
 }
 
-export async function validateOffline(_in: { manifests: string }): Promise<OfflineResult> {
-  throw new Error("offline validation is not built yet");
+export async function validateOffline(input: { manifests: string }): Promise<OfflineResult> {
+  let objects: KubeObject[];
+  try {
+    objects = parseManifests(input.manifests, "-f");
+  } catch (err) {
+    if (err instanceof ManifestError) return { ok: false, output: `error: ${err.message}\n`, warnings: [] };
+    throw err;
+  }
+  const lookup = new MemoryLookup(objects);
+  const lines: string[] = [];
+  const allWarnings: string[] = [];
+  let ok = true;
+  for (const o of objects) {
+    const v = await validateObject(o, { lookup, driverConfig: offlineConfig.driver, mountMode: "sidecar" });
+    const errors = [...v.errors];
+    const warnings = [...v.warnings];
+    // Pods and workloads: would the webhook admit them (Secret namespace, settings, annotations)?
+    if (podTemplateOf(o)) {
+      const r = await injectOne(o, lookup, true);
+      const strip = (s: string) => s.slice(describe(o).length + 2);
+      if (!r.ok) {
+        const message = strip(r.message);
+        if (!errors.some((e) => message.includes(e))) errors.push(message);
+      } else warnings.push(...r.warnings.map(strip));
+    }
+    const id = describe(o);
+    if (errors.length > 0) {
+      ok = false;
+      for (const e of errors) lines.push(`invalid  ${id}: ${e}`);
+    } else lines.push(`valid    ${id}`);
+    for (const w of warnings) lines.push(`warning  ${id}: ${w}`);
+    allWarnings.push(...warnings);
+  }
+  if (objects.length === 0) lines.push("no objects found");
+  lines.push(
+    ok ? `${objects.length} object(s) valid` : "invalid objects found: the webhook would refuse them",
+  );
+  return { ok, output: `${lines.join("\n")}\n`, warnings: allWarnings };
 }

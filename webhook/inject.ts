@@ -1,0 +1,307 @@
+// Pure planning: a pod plus its resolved JuiceFS volumes → the mutated pod (or a refusal). No I/O.
+// The client container and its volumes come from the domain builder (buildSidecarContainer: one source
+// of truth with Mount Pods). What lives here is only what makes it a sidecar in someone else's pod:
+// the PVC volume becomes the emptyDir the client mounts into, app mounts point at the mount point inside
+// it, the app waits for the mount (native sidecar startup probe / classic postStart gate), placement,
+// and names that do not clash with the pod's own.
+import type { V1Container, V1Pod, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import {
+  buildSidecarContainer,
+  escapeEnvRefs,
+  type JuiceFSSettings,
+  keys,
+  labels,
+  mountReadyScript,
+  parseQuantity,
+  type Sidecar,
+  type SidecarOptions,
+} from "../driver/juicefs/index.ts";
+import { cloneJson } from "./admission.ts";
+import type { MountMode } from "./config.ts";
+import type { PodVolumeRef } from "./resolve.ts";
+
+/** Folder of the shared emptyDir inside each sidecar; the FUSE mount point is a directory in it. */
+export const sidecarMountRoot = "/jfs";
+
+export type SidecarBuilder = (settings: JuiceFSSettings, opts: SidecarOptions) => Sidecar;
+
+export interface ClaimPlan {
+  ref: PodVolumeRef;
+  /** "PVC ns/name", for messages. */
+  claimId: string;
+  /** Needed in sidecar mode. */
+  settings?: JuiceFSSettings;
+  /** The node-publish Secret (in the pod's namespace) and the keys it holds. */
+  secretName?: string;
+  secretKeys?: string[];
+}
+
+export interface PlanOptions {
+  mode: MountMode;
+  /** Native sidecar (init container with restartPolicy Always) rather than a first app container. */
+  native: boolean;
+  /** Default: the domain's buildSidecarContainer. */
+  build?: SidecarBuilder;
+}
+
+export type PlanResult = { ok: true; pod: V1Pod; warnings: string[] } | { ok: false; message: string };
+
+const sidecarAnnotations = {
+  requests: { cpu: keys.sidecarCpuRequest, memory: keys.sidecarMemoryRequest },
+  limits: { cpu: keys.sidecarCpuLimit, memory: keys.sidecarMemoryLimit },
+} as const;
+
+type ResourceOverrides = {
+  requests: { cpu?: string; memory?: string };
+  limits: { cpu?: string | null; memory?: string | null };
+};
+
+/**
+ * Reads the juicefs.com/sidecar-{cpu,memory}-{request,limit} annotations. A limit <= 0 removes the
+ * limit (the Mount Pod rule); anything that is not a quantity is refused with the annotation named.
+ */
+export function sidecarResourceOverrides(
+  annotations: Record<string, string> | undefined,
+): { ok: true; overrides: ResourceOverrides } | { ok: false; message: string } {
+  const overrides: ResourceOverrides = { requests: {}, limits: {} };
+  if (!annotations) return { ok: true, overrides };
+  for (const kind of ["requests", "limits"] as const) {
+    for (const res of ["cpu", "memory"] as const) {
+      const key = sidecarAnnotations[kind][res];
+      const raw = annotations[key];
+      if (raw === undefined) continue;
+      const value = typeof raw === "string" ? raw.trim() : "";
+      const n = value === "" ? undefined : parseQuantity(value);
+      if (n === undefined)
+        return {
+          ok: false,
+          message: `annotation ${key}: ${JSON.stringify(raw)} is not a Kubernetes quantity (e.g. ${res === "cpu" ? '"500m" or "2"' : '"512Mi" or "4Gi"'})`,
+        };
+      if (kind === "limits") overrides.limits[res] = n <= 0 ? null : value;
+      else if (n < 0) return { ok: false, message: `annotation ${key}: ${JSON.stringify(raw)} is negative` };
+      else overrides.requests[res] = value;
+    }
+  }
+  return { ok: true, overrides };
+}
+
+function applyOverrides(settings: JuiceFSSettings, o: ResourceOverrides): JuiceFSSettings | string {
+  const requests = { ...settings.resources.requests, ...o.requests };
+  const limits: { cpu?: string; memory?: string } = { ...settings.resources.limits };
+  for (const res of ["cpu", "memory"] as const) {
+    const l = o.limits[res];
+    if (l === null) delete limits[res];
+    else if (l !== undefined) limits[res] = l;
+  }
+  for (const res of ["cpu", "memory"] as const) {
+    const r = requests[res];
+    const l = limits[res];
+    if (r === undefined || l === undefined) continue;
+    const rn = parseQuantity(r);
+    const ln = parseQuantity(l);
+    if (rn !== undefined && ln !== undefined && rn > ln)
+      return `sidecar ${res} request ${r} is above its limit ${l} (annotations ${sidecarAnnotations.requests[res]} / ${sidecarAnnotations.limits[res]}, or the volume's juicefs/mount-${res}-* settings)`;
+  }
+  return { ...settings, resources: { requests, limits } };
+}
+
+/**
+ * Classic mode: postStart of the sidecar holds the kubelet from starting the next containers until the
+ * mount is served ($1 mount point, $2 seconds). Built on the domain's readiness check; no "$(" or "$$"
+ * so kubelet variable expansion cannot change it.
+ */
+const waitForMount = `i=0; until ${mountReadyScript}; do if [ "$i" -ge "$2" ]; then echo "JuiceFS mount at $1 not served after $2 s" >&2; exit 1; fi; sleep 1; i=\`expr "$i" + 1\`; done`;
+
+/** Same patience as the builder's startup probe (format/auth plus the first mount). */
+function startupSeconds(c: V1Container): number {
+  const p = c.startupProbe;
+  return p ? (p.periodSeconds ?? 10) * (p.failureThreshold ?? 3) : 300;
+}
+
+const joinPath = (...parts: (string | undefined)[]): string =>
+  parts
+    .flatMap((p) => (p ?? "").split("/"))
+    .filter((p) => p !== "" && p !== ".")
+    .join("/");
+
+/** DNS-1123 label: container names are at most 63 characters. */
+function containerName(volumeName: string, taken: Set<string>): string {
+  let base = `juicefs-mount-${volumeName}`;
+  if (base.length > 63) base = `juicefs-mount-${volumeName.slice(0, 40)}-${shortHash(volumeName)}`;
+  base = base.replace(/-+$/, "");
+  let name = base;
+  for (let i = 2; taken.has(name); i++) name = `${base.slice(0, 60)}-${i}`;
+  taken.add(name);
+  return name;
+}
+
+function shortHash(s: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return (h >>> 0).toString(16).padStart(8, "0");
+}
+
+const isJuiceMount = (m: V1VolumeMount, names: Set<string>) => names.has(m.name);
+
+/** The container with `edit` applied to each mount; the same object when nothing changed. */
+function editMounts(c: V1Container, edit: (m: V1VolumeMount) => V1VolumeMount): V1Container {
+  if (!c.volumeMounts) return c;
+  let changed = false;
+  const mounts = c.volumeMounts.map((m) => {
+    const n = edit(m);
+    if (n !== m) changed = true;
+    return n;
+  });
+  return changed ? { ...c, volumeMounts: mounts } : c;
+}
+
+/**
+ * Plans the mutated pod. `claims` are the pod's JuiceFS volumes (already resolved); the caller has
+ * checked that the pod is eligible. Idempotent by construction: the result has no JuiceFS PVC left.
+ *
+ * Copy-on-write: `pod` is never modified; the result shares every subtree that does not change, so the
+ * patch (compare(original, result)) only walks what did. The builder's objects are fresh per call.
+ */
+export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): PlanResult {
+  const spec = { ...pod.spec! };
+  const out: V1Pod = { ...pod, spec };
+  const warnings: string[] = [];
+  const jfsNames = new Set(claims.map((c) => c.ref.volumeName));
+
+  // Every mode: a recovered mount must reach running containers.
+  const propagate = (c: V1Container) =>
+    editMounts(c, (m) =>
+      isJuiceMount(m, jfsNames) && m.mountPropagation === undefined
+        ? { ...m, mountPropagation: "HostToContainer" }
+        : m,
+    );
+  if (spec.initContainers) spec.initContainers = spec.initContainers.map(propagate);
+  spec.containers = spec.containers.map(propagate);
+
+  if (opts.mode !== "sidecar" || claims.length === 0) return { ok: true, pod: out, warnings };
+
+  const res = sidecarResourceOverrides(pod.metadata?.annotations);
+  if (!res.ok) return { ok: false, message: res.message };
+
+  if (!opts.native) {
+    for (const c of spec.initContainers ?? []) {
+      const used = (c.volumeMounts ?? []).find((m) => isJuiceMount(m, jfsNames));
+      if (used) {
+        const claim = claims.find((x) => x.ref.volumeName === used.name)!;
+        return {
+          ok: false,
+          message: `init container "${c.name}" uses JuiceFS volume "${used.name}" (${claim.claimId}), which a sidecar can only serve to init containers as a native sidecar (Kubernetes >= 1.29, webhook.nativeSidecar); it would see an empty directory`,
+        };
+      }
+    }
+    if (spec.restartPolicy === "Never" || spec.restartPolicy === "OnFailure")
+      warnings.push(
+        `restartPolicy ${spec.restartPolicy}: without native sidecars the JuiceFS client is a regular container and keeps the pod running after the app exits`,
+      );
+  }
+
+  const build = opts.build ?? buildSidecarContainer;
+  const taken = new Set([...(spec.initContainers ?? []), ...spec.containers].map((c) => c.name));
+  const volumes = [...(spec.volumes ?? [])];
+  const volumeNames = new Set(volumes.map((v) => v.name));
+  const sidecars: V1Container[] = [];
+  const extraVolumes: V1Volume[] = [];
+
+  for (const claim of claims) {
+    if (!claim.settings || !claim.secretName)
+      return { ok: false, message: `${claim.claimId}: settings were not resolved (internal error)` };
+    const settings = applyOverrides(claim.settings, res.overrides);
+    if (typeof settings === "string") return { ok: false, message: `${claim.claimId}: ${settings}` };
+    const volumeName = claim.ref.volumeName;
+    const name = containerName(volumeName, taken);
+    // The pod volume itself becomes the sidecar's emptyDir, so every app mount keeps its volume name.
+    const sidecar = build(settings, {
+      secretName: claim.secretName,
+      name,
+      mountRoot: sidecarMountRoot,
+      volumeName,
+    });
+    // Top-level fields are replaced below, never nested ones: the copy can be shallow.
+    const c: V1Container = { ...sidecar.container };
+
+    // secretKeyRef reads the Secret as it is (no per-pod copy: sideEffects None); each key must exist.
+    if (claim.secretKeys) {
+      const have = new Set(claim.secretKeys);
+      const missing = (c.env ?? [])
+        .map((e) => e.valueFrom?.secretKeyRef?.key)
+        .filter((k): k is string => k !== undefined && !have.has(k));
+      if (missing.length > 0)
+        return {
+          ok: false,
+          message: `${claim.claimId}: Secret ${claim.secretName} has no key ${missing.map((k) => `"${k}"`).join(", ")}; the sidecar reads these keys directly from the Secret (rename legacy keys such as "accesskey" to "access-key")`,
+        };
+    }
+
+    // Volumes: the emptyDir replaces the PVC volume in place; the client's own volumes (cache dirs,
+    // config Secrets) are shared when identical and renamed when their name is taken.
+    const renames = new Map<string, string>();
+    for (const v of sidecar.volumes) {
+      if (v.name === volumeName) {
+        const i = volumes.findIndex((x) => x.name === volumeName);
+        if (i >= 0) volumes[i] = cloneJson(v);
+        continue;
+      }
+      const existing = [...volumes, ...extraVolumes].find((x) => x.name === v.name);
+      if (existing && !jfsNames.has(v.name) && JSON.stringify(existing) === JSON.stringify(v)) continue;
+      let n = v.name;
+      for (let i = 2; volumeNames.has(n); i++) n = `${v.name}-${i}`;
+      volumeNames.add(n);
+      if (n !== v.name) renames.set(v.name, n);
+      extraVolumes.push({ ...cloneJson(v), name: n });
+    }
+    c.volumeMounts = (c.volumeMounts ?? []).map((m) =>
+      renames.has(m.name) ? { ...m, name: renames.get(m.name)! } : m,
+    );
+    // Declared ports of a second client, or any with hostNetwork (hostPort = containerPort), would clash;
+    // the client still serves metrics (JuiceFS picks a free port when the default one is taken).
+    if (spec.hostNetwork === true || sidecars.length > 0) delete c.ports;
+
+    if (opts.native) {
+      // The kubelet starts the next init container / the app only once the startup probe passes.
+      c.restartPolicy = "Always";
+    } else {
+      c.lifecycle = {
+        ...(c.lifecycle ?? {}),
+        postStart: {
+          exec: {
+            command: [
+              "/bin/sh",
+              "-c",
+              waitForMount,
+              "mount-wait",
+              sidecar.mountPoint,
+              String(startupSeconds(c)),
+            ],
+          },
+        },
+      };
+    }
+    sidecars.push(c);
+
+    // App mounts see the volume's directory: the mount point inside the emptyDir, then the volume's
+    // sub-directory in the file system (Mount Pods bind it; here the kubelet's subPath does).
+    const prefix = joinPath(sidecar.subPath, settings.subPath);
+    const into = (ac: V1Container) =>
+      editMounts(ac, (m) => {
+        if (m.name !== volumeName) return m;
+        if (m.subPathExpr) return { ...m, subPathExpr: `${escapeEnvRefs(prefix)}/${m.subPathExpr}` };
+        return { ...m, subPath: joinPath(prefix, m.subPath) };
+      });
+    if (spec.initContainers) spec.initContainers = spec.initContainers.map(into);
+    spec.containers = spec.containers.map(into);
+  }
+  spec.volumes = [...volumes, ...extraVolumes];
+  if (opts.native) spec.initContainers = [...sidecars, ...(spec.initContainers ?? [])];
+  else spec.containers = [...sidecars, ...spec.containers];
+
+  out.metadata = {
+    ...(pod.metadata ?? {}),
+    labels: { ...(pod.metadata?.labels ?? {}), [labels.injectDone]: "true" },
+  };
+  return { ok: true, pod: out, warnings };
+}

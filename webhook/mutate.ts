@@ -1,0 +1,171 @@
+// POST /mutate-pod: decide whether a new pod needs the JuiceFS client and answer with the patch.
+// The order matters for speed: the cheap checks on the pod itself (no PVC → done) come before any
+// lookup, so pods without JuiceFS volumes cost one pass over spec.volumes.
+import type { V1Pod } from "@kubernetes/client-node";
+import { labels } from "../driver/juicefs/index.ts";
+import {
+  type AdmissionRequest,
+  type AdmissionResult,
+  allowed,
+  denied,
+  errored,
+  patched,
+} from "./admission.ts";
+import type { WebhookConfig } from "./config.ts";
+import { type ClaimPlan, planPod, type SidecarBuilder } from "./inject.ts";
+import type { ClusterLookup } from "./lookup.ts";
+import type { Handler } from "./policy.ts";
+import { claimVolumes, resolveVolume } from "./resolve.ts";
+
+export interface MutateDeps {
+  lookup: ClusterLookup;
+  config: WebhookConfig;
+  /** Native sidecars, decided at startup (config, or the cluster's version). */
+  native: boolean;
+  /** Default: the domain's buildSidecarContainer. */
+  build?: SidecarBuilder;
+}
+
+export function makeMutateHandler(deps: MutateDeps): Handler {
+  const handler: Handler = (req) => mutatePod(req, deps);
+  handler.quick = quickDecision;
+  return handler;
+}
+
+const allowedPlain: AdmissionResult = { allowed: true };
+
+/**
+ * Everything that can be decided from the request alone: operations and kinds that are not new pods,
+ * pods without claims, pods already injected or opted out. undefined: the pod needs the full path.
+ */
+export function quickDecision(req: AdmissionRequest): AdmissionResult | undefined {
+  // Only new pods are mutated; UPDATE/DELETE/CONNECT and subresources (binding, eviction, ...) pass.
+  if (req.operation !== "CREATE" || req.subResource) return allowedPlain;
+  if (req.kind.kind !== "Pod" || (req.kind.group ?? "") !== "")
+    return errored(
+      400,
+      `request.kind is ${req.kind.group ? `${req.kind.group}/` : ""}${req.kind.kind}: /mutate-pod only handles core/v1 Pods`,
+    );
+  const pod = req.object;
+  if (!pod) return errored(400, "request.object is missing: a CREATE review carries the new pod");
+  if (pod.kind !== undefined && pod.kind !== "Pod")
+    return errored(400, `request.object.kind is ${JSON.stringify(pod.kind)}: expected "Pod"`);
+  if (!hasClaim(pod)) return allowedPlain;
+  const podLabels = pod.metadata?.labels;
+  if (podLabels?.[labels.injectDone] === "true" || podLabels?.[labels.injectDisable] === "true")
+    return allowedPlain;
+  return undefined;
+}
+
+/** Any persistentVolumeClaim or ephemeral volume (no allocation: this runs for every pod). */
+function hasClaim(pod: Record<string, unknown>): boolean {
+  const volumes = (pod.spec as { volumes?: unknown } | undefined)?.volumes;
+  if (!Array.isArray(volumes)) return false;
+  for (const v of volumes) {
+    const o = v as { persistentVolumeClaim?: unknown; ephemeral?: unknown } | null;
+    if (o && (o.persistentVolumeClaim || o.ephemeral)) return true;
+  }
+  return false;
+}
+
+export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promise<AdmissionResult> {
+  const quick = quickDecision(req);
+  if (quick) return quick;
+  const pod = req.object!;
+  const refs = claimVolumes(pod);
+  if (refs.length === 0) return allowed();
+
+  const shapeError = checkPodShape(pod);
+  if (shapeError) return errored(400, `request.object is not a valid Pod: ${shapeError}`);
+  const namespace = req.namespace || pod.metadata?.namespace;
+  if (!namespace) return errored(400, "request.namespace is missing: pods are namespaced");
+
+  const { webhook } = deps.config;
+  const sidecar = webhook.mountMode === "sidecar";
+  if (sidecar && webhook.requireNamespaceLabel) {
+    const ns = await deps.lookup.namespace(namespace);
+    if (ns?.metadata?.labels?.[labels.enableInjection] !== "true") return allowed();
+  }
+
+  const resolutions = await Promise.all(
+    refs.map((ref) =>
+      resolveVolume(deps.lookup, namespace, ref, { settings: sidecar, driverConfig: deps.config.driver }),
+    ),
+  );
+  const warnings: string[] = [];
+  const problems: string[] = [];
+  const claims: ClaimPlan[] = [];
+  for (const r of resolutions) {
+    if (r.kind === "unknown") warnings.push(r.warning);
+    else if (r.kind === "invalid") problems.push(r.message);
+    else if (r.kind === "juicefs") {
+      warnings.push(...r.warnings);
+      claims.push({
+        ref: r.ref,
+        claimId: `PVC ${namespace}/${r.ref.claimName}`,
+        ...(r.settings ? { settings: r.settings } : {}),
+        ...(r.secretName ? { secretName: r.secretName } : {}),
+        ...(r.secretKeys ? { secretKeys: r.secretKeys } : {}),
+      });
+    }
+  }
+  const who = podName(pod, namespace);
+  if (problems.length > 0) return denied(`JuiceFS: pod ${who}: ${problems.join("; ")}`, warnings);
+  if (claims.length === 0) return allowed(warnings);
+
+  const plan = planPod(pod as unknown as V1Pod, claims, {
+    mode: webhook.mountMode,
+    native: deps.native,
+    ...(deps.build ? { build: deps.build } : {}),
+  });
+  if (!plan.ok) return denied(`JuiceFS: pod ${who}: ${plan.message}`, warnings);
+  return patched(pod, plan.pod, [...warnings, ...plan.warnings]);
+}
+
+function podName(pod: { metadata?: { name?: string; generateName?: string } }, ns: string): string {
+  const m = pod.metadata;
+  return `${ns}/${m?.name || (m?.generateName ? `${m.generateName}*` : "(unnamed)")}`;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * The parts of a pod the planner walks, checked before it walks them. A real API server only sends
+ * decoded pods, so this only guards against hand-made or corrupt reviews.
+ */
+export function checkPodShape(pod: Record<string, unknown>): string | undefined {
+  const spec = pod.spec;
+  if (!isObject(spec)) return "spec is missing or not an object";
+  if (!Array.isArray(spec.containers) || spec.containers.length === 0) return "spec.containers is empty";
+  if (spec.initContainers !== undefined && !Array.isArray(spec.initContainers))
+    return "spec.initContainers is not a list";
+  for (const field of ["initContainers", "containers"] as const) {
+    const list = (spec[field] ?? []) as unknown[];
+    for (const [i, c] of list.entries()) {
+      if (!isObject(c)) return `spec.${field}[${i}] is not an object`;
+      if (typeof c.name !== "string" || c.name === "") return `spec.${field}[${i}].name is missing`;
+      if (c.volumeMounts === undefined) continue;
+      if (!Array.isArray(c.volumeMounts)) return `spec.${field}[${i}].volumeMounts is not a list`;
+      for (const [j, m] of c.volumeMounts.entries()) {
+        if (!isObject(m) || typeof m.name !== "string")
+          return `spec.${field}[${i}].volumeMounts[${j}] has no volume name`;
+        for (const k of ["subPath", "subPathExpr", "mountPropagation", "mountPath"])
+          if (m[k] !== undefined && typeof m[k] !== "string")
+            return `spec.${field}[${i}].volumeMounts[${j}].${k} is not a string`;
+      }
+      if (c.lifecycle !== undefined && !isObject(c.lifecycle))
+        return `spec.${field}[${i}].lifecycle is not an object`;
+    }
+  }
+  if (!Array.isArray(spec.volumes)) return "spec.volumes is not a list";
+  for (const [i, v] of spec.volumes.entries())
+    if (!isObject(v) || typeof v.name !== "string") return `spec.volumes[${i}] has no name`;
+  const meta = pod.metadata;
+  if (meta !== undefined && !isObject(meta)) return "metadata is not an object";
+  if (isObject(meta) && meta.labels !== undefined && !isObject(meta.labels))
+    return "metadata.labels is not an object";
+  if (isObject(meta) && meta.annotations !== undefined && !isObject(meta.annotations))
+    return "metadata.annotations is not an object";
+  return undefined;
+}

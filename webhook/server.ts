@@ -1,0 +1,197 @@
+// The fastify HTTPS server: HTTP/2 with HTTP/1.1 fallback, TLS 1.2+, explicit limits and timeouts.
+// Every body gets an answer: an AdmissionReview (same uid) when the request can be identified,
+// otherwise HTTP 400 saying what was wrong. Handlers never throw past here.
+import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import fastify, { type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import { webhookRoutes } from "../driver/juicefs/index.ts";
+import { type AdmissionResult, decodeReview, errored, toReviewResponse } from "./admission.ts";
+import type { Outcome, WebhookMetrics } from "./metrics.ts";
+import type { Handler } from "./policy.ts";
+import { type KeyPair, tlsBase } from "./tls.ts";
+
+/** A pod can be ~1.5 MiB and an UPDATE review carries two objects. */
+export const bodyLimit = 8 * 1024 * 1024;
+
+/**
+ * Above the API server's idle-connection timeout (Go's transport: 90 s), so the server never closes
+ * a connection the client is about to reuse (a POST on it would fail and hit the failure policy).
+ */
+export const keepAliveTimeoutMs = 120_000;
+
+/** A guarded admission handler (webhook/policy.ts): never throws; `quick` is tried first. */
+export type RouteHandler = Handler;
+
+export interface ServerOptions {
+  tls: KeyPair;
+  mutate: RouteHandler;
+  validate: RouteHandler;
+  /** Ready once the caches are synced (and until shutdown starts). */
+  ready: () => boolean;
+  registry: Registry;
+  metrics: WebhookMetrics;
+  log?: Logger;
+}
+
+const reviewResponseSchema = {
+  type: "object",
+  properties: {
+    apiVersion: { type: "string" },
+    kind: { type: "string" },
+    response: {
+      type: "object",
+      properties: {
+        uid: { type: "string" },
+        allowed: { type: "boolean" },
+        status: {
+          type: "object",
+          properties: { code: { type: "integer" }, message: { type: "string" }, reason: { type: "string" } },
+        },
+        patchType: { type: "string" },
+        patch: { type: "string" },
+        warnings: { type: "array", items: { type: "string" } },
+      },
+      required: ["uid", "allowed"],
+    },
+  },
+} as const;
+
+const errorSchema = {
+  type: "object",
+  properties: { statusCode: { type: "integer" }, error: { type: "string" }, message: { type: "string" } },
+} as const;
+
+const reviewRouteSchema = {
+  // The envelope is checked by decodeReview, which names the wrong field; any JSON value gets there.
+  response: { 200: reviewResponseSchema, "4xx": errorSchema, "5xx": errorSchema },
+} as const;
+
+function outcomeOf(r: AdmissionResult): Outcome {
+  if (r.allowed) return r.patch && r.patch.length > 0 ? "patched" : "allowed";
+  if (r.code >= 500) return "failed";
+  if (r.code === 400) return "invalid";
+  return "denied";
+}
+
+export type WebhookServer = FastifyInstance<Http2SecureServer, Http2ServerRequest, Http2ServerResponse>;
+
+export async function buildServer(opts: ServerOptions): Promise<WebhookServer> {
+  const app = fastify({
+    http2: true,
+    https: { allowHTTP1: true, ...tlsBase, cert: opts.tls.cert, key: opts.tls.key },
+    bodyLimit,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    http2SessionTimeout: keepAliveTimeoutMs,
+    // A whole review must arrive within this (slow clients cannot hold sockets forever).
+    requestTimeout: 30_000,
+    return503OnClosing: true,
+    logger: false,
+  });
+  // HTTP/1.1 connections of an HTTP/2 server (allowHTTP1) read these from the server object; fastify only
+  // sets them on HTTP/1-only servers.
+  const server = app.server as unknown as {
+    headersTimeout: number;
+    requestTimeout: number;
+    keepAliveTimeout: number;
+  };
+  server.keepAliveTimeout = keepAliveTimeoutMs;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  // One parser for every content type: the API server sends application/json, anything else is still
+  // read as JSON so the answer can say what is wrong with it. Plain JSON.parse rather than fastify's
+  // prototype-poisoning guard: that guard refuses any object with a "constructor" key (a legal pod
+  // annotation or label), and nothing here merges request objects into others (cloneJson keeps a
+  // "__proto__" key as data), so the guard would only cost time and block valid pods.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "string", bodyLimit }, (_req, body, done) => {
+    const text = body as string;
+    if (text.length === 0 || text.trim() === "") return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(badRequest(`request body is not JSON: ${(err as Error).message}`), undefined);
+    }
+  });
+
+  app.setErrorHandler((err: { statusCode?: number; message?: string; code?: string }, req, reply) => {
+    const status = typeof err.statusCode === "number" && err.statusCode >= 400 ? err.statusCode : 500;
+    let message = err.message ?? "error";
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") message = `request body is larger than ${bodyLimit} bytes`;
+    if (status >= 500) opts.log?.error({ err, url: req.url }, "unexpected error answering a request");
+    reply
+      .code(status)
+      .send({ statusCode: status, error: status >= 500 ? "Internal Server Error" : "Bad Request", message });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply
+      .code(404)
+      .send({ statusCode: 404, error: "Not Found", message: `no route ${req.method} ${req.url}` });
+  });
+
+  const answer = async (
+    route: "mutate" | "validate",
+    handler: RouteHandler,
+    body: unknown,
+  ): Promise<{ status: number; payload: unknown }> => {
+    const started = performance.now();
+    const decoded = decodeReview(body);
+    let result: AdmissionResult;
+    let uid: string;
+    if (!decoded.ok) {
+      if (decoded.uid === undefined) {
+        opts.metrics.observe(route, "invalid", (performance.now() - started) / 1000);
+        return { status: 400, payload: { statusCode: 400, error: "Bad Request", message: decoded.message } };
+      }
+      uid = decoded.uid;
+      result = errored(400, decoded.message);
+    } else {
+      uid = decoded.request.uid;
+      try {
+        result = handler.quick?.(decoded.request) ?? (await handler(decoded.request));
+      } catch (err) {
+        // Handlers are guarded; this is a bug, still answered.
+        opts.metrics.failure(route, "internal");
+        opts.log?.error({ err, uid }, "admission handler threw");
+        result = errored(500, `internal error: ${(err as Error)?.message ?? String(err)}`);
+      }
+    }
+    const outcome = outcomeOf(result);
+    const ms = performance.now() - started;
+    opts.metrics.observe(route, outcome, ms / 1000);
+    if (opts.log?.isLevelEnabled("debug"))
+      opts.log.debug(
+        { route, uid, outcome, ms: +ms.toFixed(3), ...(result.allowed ? {} : { message: result.message }) },
+        "review",
+      );
+    return { status: 200, payload: toReviewResponse(uid, result) };
+  };
+
+  app.post(webhookRoutes.mutatePod, { schema: reviewRouteSchema }, async (req, reply) => {
+    const r = await answer("mutate", opts.mutate, req.body);
+    return reply.code(r.status).send(r.payload);
+  });
+  app.post(webhookRoutes.validate, { schema: reviewRouteSchema }, async (req, reply) => {
+    const r = await answer("validate", opts.validate, req.body);
+    return reply.code(r.status).send(r.payload);
+  });
+  app.get(webhookRoutes.healthz, async () => ({ status: "ok" }));
+  app.get(webhookRoutes.readyz, async (_req, reply) => {
+    if (opts.ready()) return { status: "ready" };
+    return reply
+      .code(503)
+      .send({ statusCode: 503, error: "Service Unavailable", message: "caches not synced" });
+  });
+  app.get(webhookRoutes.metrics, async (_req, reply) => {
+    const text = await opts.registry.metrics();
+    return reply.header("content-type", opts.registry.contentType).send(text);
+  });
+  await app.ready();
+  return app;
+}
+
+function badRequest(message: string): Error & { statusCode: number } {
+  return Object.assign(new Error(message), { statusCode: 400 });
+}
