@@ -15,5 +15,9 @@ COPY lib ./lib
 COPY driver ./driver
 COPY webhook ./webhook
 # Node 24 runs the TypeScript sources directly (type stripping): no build step, no source maps to ship.
+# The compile cache is warmed at build time (the webhook's root file system is read-only at run time):
+# it saves the type stripping and compilation on every start, and about 25 MB of memory per process.
+ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
+RUN node --input-type=module -e 'await import("/app/cli/main.ts"); await import("/app/driver/main.ts"); await import("/app/webhook/main.ts"); await import("/app/webhook/offline.ts")'
 ENTRYPOINT ["node", "/app/bin/juicefs-csi.js"]
 CMD ["--help"]
