@@ -10,6 +10,7 @@
 //   the difference then also includes a cross-process round trip and its scheduling.
 // BENCH_CYCLES (default 500). Needs root; runs in a private mount namespace so nothing can leak
 // into the host's mount table.
+import "../../test/csi/mount-namespace.ts";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -23,19 +24,10 @@ import { projectRoot } from "../../lib/paths.ts";
 const cycles = Number(process.env.BENCH_CYCLES ?? 500);
 const mode = process.env.BENCH_PLUGIN === "process" ? "process" : "inprocess";
 const warmup = 30;
-const nsVar = "JUICEFS_CSI_BENCH_MOUNT_NS";
 
 if (process.getuid?.() !== 0) {
   console.log("csi-publish: skipped, needs root (CAP_SYS_ADMIN) for real bind mounts");
   process.exit(0);
-}
-if (process.env[nsVar] !== "1" && spawnSync("unshare", ["--mount", "true"]).status === 0) {
-  const r = spawnSync(
-    "unshare",
-    ["--mount", "--propagation", "private", process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    { stdio: "inherit", env: { ...process.env, [nsVar]: "1" } },
-  );
-  process.exit(r.status ?? 1);
 }
 
 const dir = mkdtempSync("/tmp/jfs-bench-");

@@ -5,6 +5,7 @@
 //      `juicefs format` + `juicefs mount` run directly until the mount is served);
 //   3. 50-way concurrent publish wall time, onto a running Mount Pod and onto a new one.
 // Needs root; runs in a private mount namespace so nothing leaks into the host's mount table.
+import "../../test/csi/mount-namespace.ts";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -13,18 +14,9 @@ import { parseMountInfo } from "../../driver/mount/mountinfo.ts";
 import { projectRoot } from "../../lib/paths.ts";
 import { type E2E, secretFor, startE2E } from "../../test/e2e/harness.ts";
 
-const nsVar = "JUICEFS_CSI_BENCH_MOUNT_NS";
 if (process.getuid?.() !== 0) {
   console.log("mount-pod: skipped, needs root (CAP_SYS_ADMIN) for real bind mounts");
   process.exit(0);
-}
-if (process.env[nsVar] !== "1" && spawnSync("unshare", ["--mount", "true"]).status === 0) {
-  const r = spawnSync(
-    "unshare",
-    ["--mount", "--propagation", "private", process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    { stdio: "inherit", env: { ...process.env, [nsVar]: "1" } },
-  );
-  process.exit(r.status ?? 1);
 }
 
 const publishes = Number(process.env.BENCH_PUBLISHES ?? 500);
