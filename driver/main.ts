@@ -4,6 +4,7 @@ import { constants } from "node:fs";
 import { access, mkdir, readFile } from "node:fs/promises";
 import { createServer, type Server as HttpServer } from "node:http";
 import { delimiter, isAbsolute, join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { parse as parseYaml } from "yaml";
 import { createLogger } from "../lib/log.ts";
@@ -15,8 +16,10 @@ import { identityService } from "./csi/identity.ts";
 import { nodeService } from "./csi/node.ts";
 import { CsiServer } from "./csi/server.ts";
 import { type DriverConfig, driverName, paths } from "./juicefs/index.ts";
+import { apiMessage, checkApiServer } from "./kube/client.ts";
 import type { ClientManager } from "./mount/clients.ts";
 import { SystemMounter } from "./mount/mounter.ts";
+import { type PodMode, startPodModeFromEnv } from "./mount/pod-mode.ts";
 import { ProcessClientManager } from "./mount/process-clients.ts";
 
 export interface DriverOptions {
@@ -38,6 +41,11 @@ export interface DriverOptions {
   logger?: Logger;
   driverConfig?: DriverConfig;
   readyTimeoutMs?: number;
+  /** Mount Pod mode: the Mount Pod must be Running within this (default constants.timeouts). */
+  runningTimeoutMs?: number;
+  /** Mount Pod mode: the reconciler's periodic sweep (default 30 s). */
+  sweepIntervalMs?: number;
+  /** Environment: juicefs PATH; in Mount Pod mode also KUBECONFIG, POD_NAMESPACE, POD_NAME. */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -47,7 +55,9 @@ export interface RunningDriver {
   socketPath: string;
   nodeClients?: ClientManager;
   controllerClients?: ClientManager;
-  /** Graceful stop: finish calls, unmount the controller's mounts; node clients keep serving pods. */
+  /** Mount Pod mode: the node's Mount Pod clients and reconciler. */
+  podMode?: PodMode;
+  /** Graceful stop: finish calls, unmount the controller's mounts; node clients (processes or Mount Pods) keep serving pods. */
   stop(): Promise<void>;
 }
 
@@ -67,9 +77,12 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   const withController = services !== "node";
   const withNode = services !== "controller";
   const mountMode = opts.mountMode ?? "process";
-  if (withNode && mountMode !== "process") {
+  if (!["pod", "process", "sidecar"].includes(mountMode)) {
+    throw new Error(`--mount-mode ${mountMode}: expected pod, process or sidecar`);
+  }
+  if (withNode && mountMode === "sidecar") {
     throw new Error(
-      `--mount-mode ${mountMode} is not available yet for the node service; run it with --mount-mode process`,
+      "--mount-mode sidecar: there is no node service in sidecar mode (the chart runs no node plugin: the webhook injects the JuiceFS client into application pods); use --services controller, or --mount-mode pod or process for the node service",
     );
   }
   const nodeId = opts.nodeId ?? "";
@@ -83,6 +96,8 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   const nodeMountRoot = driverConfig.hostMountRoot ?? paths.hostMountRoot;
   const controllerMountRoot = join(stateDir, "controller", "mnt");
   const mounter = new SystemMounter();
+  // Before the clients: Mount Pod mode registers its metrics on it.
+  const registry = createRegistry({ labels: { component: "csi-plugin" } });
   const common = {
     juicefsPath,
     env,
@@ -91,9 +106,30 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     clientRoots: [nodeMountRoot, controllerMountRoot],
     ...(opts.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: opts.readyTimeoutMs }),
   };
-  const nodeClients = withNode
-    ? new ProcessClientManager({ ...common, stateDir: join(stateDir, "node"), mountRoot: nodeMountRoot })
-    : undefined;
+  // Mount Pod mode reads the plugin's own pod at start (POD_NAME: what Mount Pods inherit), so an
+  // unreachable API server fails the start with this message; past that, the reconciler retries its
+  // list in the background and the identity Probe reports not-ready until the server answers.
+  const podMode =
+    withNode && mountMode === "pod"
+      ? await startPodModeFromEnv({
+          nodeName: nodeId,
+          mounter,
+          clientRoots: [nodeMountRoot, controllerMountRoot],
+          logger: log,
+          registry,
+          env,
+          ...(opts.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: opts.readyTimeoutMs }),
+          ...(opts.runningTimeoutMs === undefined ? {} : { runningTimeoutMs: opts.runningTimeoutMs }),
+          ...(opts.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: opts.sweepIntervalMs }),
+        }).catch((err: unknown) => {
+          throw new Error(`--mount-mode pod: cannot start Mount Pod mode: ${apiMessage(err)}`);
+        })
+      : undefined;
+  const nodeClients: ClientManager | undefined = !withNode
+    ? undefined
+    : podMode
+      ? podMode.clients
+      : new ProcessClientManager({ ...common, stateDir: join(stateDir, "node"), mountRoot: nodeMountRoot });
   const controllerClients = withController
     ? new ProcessClientManager({
         ...common,
@@ -102,8 +138,16 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       })
     : undefined;
 
-  const probe = probeFunction({ juicefsPath, env, stateDir, needsMount: true });
-  const registry = createRegistry({ labels: { component: "csi-plugin" } });
+  const probe = probeFunction({
+    juicefsPath,
+    env,
+    stateDir,
+    needsMount: true,
+    // Mount Pod mode runs no juicefs here (the clients run in Mount Pods; the image has none), unless
+    // this instance also serves the controller, which mounts volumes itself.
+    needsJuicefs: !podMode || withController,
+    ...(podMode ? { kc: podMode.kube.kc } : {}),
+  });
   const server = new CsiServer({
     logger: log,
     registry,
@@ -127,8 +171,15 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       ? { node: nodeService({ nodeId, clients: nodeClients, mounter, driverConfig, logger: log }) }
       : {}),
   });
-  await server.listen(socketPath);
-  const metrics = await serveMetrics(opts.metricsPort, registry);
+  let metrics: HttpServer | undefined;
+  try {
+    await server.listen(socketPath);
+    metrics = await serveMetrics(opts.metricsPort, registry);
+  } catch (err) {
+    await server.close().catch(() => {});
+    await podMode?.stop();
+    throw err;
+  }
   log.info({ socketPath, services, mountMode, nodeId, version }, "CSI plugin listening");
 
   let stopping: Promise<void> | undefined;
@@ -136,12 +187,16 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     socketPath,
     ...(nodeClients ? { nodeClients } : {}),
     ...(controllerClients ? { controllerClients } : {}),
+    ...(podMode ? { podMode } : {}),
     stop() {
       stopping ??= (async () => {
         await server.close();
-        if (metrics) await new Promise((r) => metrics.close(r));
-        // The controller's root mounts are ours alone; node clients serve running pods and stay.
+        if (metrics) await new Promise((r) => metrics?.close(r));
+        // The controller's root mounts are ours alone; node clients serve running pods and stay
+        // (Mount Pods are not deleted: only the reconciler stops and pending delayed deletes are
+        // dropped, for the next plugin's sweep to redo).
         await controllerClients?.stopAll();
+        await podMode?.stop();
         log.info({ socketPath }, "CSI plugin stopped");
       })();
       return stopping;
@@ -215,18 +270,28 @@ async function serveMetrics(
   return srv;
 }
 
-/** Ready when juicefs and mount(8) can be run and the state dir is writable; cached briefly. */
+/**
+ * Ready when juicefs (where this instance runs clients) and mount(8) can be run, the state dir is
+ * writable and, in Mount Pod mode, the API server answers; cached briefly (5 s).
+ *
+ * The API check is a GET /version bounded by 2 s: the reconciler's last list says little (its sweep
+ * runs every 30 s, and a broken watch is only seen when it ends), while /version is the cheapest call
+ * the server answers with this plugin's credentials, needs no RBAC rule, and with the cache costs at
+ * most one request per 5 s whatever the probe rate.
+ */
 function probeFunction(o: {
   juicefsPath: string;
   env: NodeJS.ProcessEnv;
   stateDir: string;
   needsMount: boolean;
+  needsJuicefs: boolean;
+  kc?: KubeConfig;
 }): () => Promise<boolean> {
   let cached: { at: number; problems: string[] } | undefined;
   return async () => {
     if (!cached || Date.now() - cached.at > 5000) {
       const problems: string[] = [];
-      if (!(await findExecutable(o.juicefsPath, o.env.PATH))) {
+      if (o.needsJuicefs && !(await findExecutable(o.juicefsPath, o.env.PATH))) {
         problems.push(`the juicefs executable "${o.juicefsPath}" is not found`);
       }
       if (o.needsMount && !(await findExecutable("mount", o.env.PATH)))
@@ -236,6 +301,13 @@ function probeFunction(o: {
         await access(o.stateDir, constants.W_OK);
       } catch {
         problems.push(`state dir ${o.stateDir} is not writable`);
+      }
+      if (o.kc) {
+        try {
+          await checkApiServer(o.kc, 2000);
+        } catch (err) {
+          problems.push(`the Kubernetes API server cannot be reached: ${apiMessage(err)}`);
+        }
       }
       cached = { at: Date.now(), problems };
     }

@@ -34,6 +34,39 @@ export function apiMessage(e: unknown): string {
 
 export const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
 
+/**
+ * GET /version within `timeoutMs` (the request is aborted at the deadline): whether the API server
+ * answers this client's credentials. A non-resource URL that every authenticated identity may read
+ * (the default system:discovery / system:public-info-viewer roles), so it needs no RBAC rule.
+ */
+export async function checkApiServer(kc: k8s.KubeConfig, timeoutMs: number): Promise<void> {
+  const api = kc.makeApiClient(k8s.VersionApi);
+  const deadline: k8s.ConfigurationOptions<k8s.ObservableMiddleware> = {
+    middleware: [
+      {
+        pre: (ctx: k8s.RequestContext) => {
+          ctx.setSignal(AbortSignal.timeout(timeoutMs));
+          return new k8s.Observable(Promise.resolve(ctx));
+        },
+        post: (r: k8s.ResponseContext) => new k8s.Observable(Promise.resolve(r)),
+      },
+    ],
+    middlewareMergeStrategy: "append",
+  };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    // The race also bounds what the abort signal cannot (e.g. a slow TLS handshake before the request).
+    await Promise.race([
+      api.getCode(undefined, deadline),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface ObjectRef {
   kind: string;
   name: string;

@@ -29,6 +29,8 @@ export interface PodModeOptions {
 }
 
 export interface PodMode {
+  /** The API clients Mount Pod mode uses (the identity Probe checks the server with them). */
+  kube: Kube;
   clients: PodClientManager;
   reconciler: PodReconciler;
   stop(): Promise<void>;
@@ -79,6 +81,7 @@ export async function startPodMode(o: PodModeOptions): Promise<PodMode> {
   }).start();
   clients.useCache(() => reconciler.mountPods(o.namespace));
   return {
+    kube: o.kube,
     clients,
     reconciler,
     async stop() {

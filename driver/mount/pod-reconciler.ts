@@ -29,6 +29,8 @@ export class PodReconciler {
   #again = false;
   #stopped = false;
   #synced = false;
+  /** A list succeeded (ListWatch.start() resolves after a failed list too, with an empty cache). */
+  #listed = false;
   #deleted: k8s.V1Pod[] = [];
   /** Completed passes (tests wait on it). */
   passes = 0;
@@ -39,7 +41,11 @@ export class PodReconciler {
     this.#lw = new k8s.ListWatch<k8s.V1Pod>(
       "/api/v1/pods",
       new k8s.Watch(opts.kube.kc),
-      () => opts.kube.core.listPodForAllNamespaces({ fieldSelector }),
+      async () => {
+        const list = await opts.kube.core.listPodForAllNamespaces({ fieldSelector });
+        this.#listed = true;
+        return list;
+      },
       false,
       undefined,
       fieldSelector,
@@ -56,7 +62,7 @@ export class PodReconciler {
       if (this.#stopped) return;
       opts.logger?.warn({ err: String(err) }, "pod watch failed; restarting");
       setTimeout(() => {
-        if (!this.#stopped) void this.#lw.start().catch(() => {});
+        if (!this.#stopped) void this.#startWatch().catch(() => {});
       }, 1000).unref();
     });
   }
@@ -69,9 +75,16 @@ export class PodReconciler {
       .filter((p) => p.metadata?.labels?.[labels.appName] === labels.mountPodAppName);
   }
 
-  async start(): Promise<this> {
+  /** Starts (again) the list and watch; the cache counts as synced once a list has succeeded. */
+  async #startWatch(): Promise<void> {
     await this.#lw.start();
-    this.#synced = true;
+    if (this.#listed) this.#synced = true;
+  }
+
+  async start(): Promise<this> {
+    // Resolves even when the API server cannot be reached: the error handler retries, and until a
+    // list succeeds mountPods() answers undefined (callers read the API instead of an empty cache).
+    await this.#startWatch();
     const every = this.#o.intervalMs ?? 30_000;
     const tick = () => {
       this.#timer = setTimeout(async () => {

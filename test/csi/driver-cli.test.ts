@@ -140,9 +140,28 @@ t.test("refuses a socket path that is not a socket, or one another process serve
 t.test("startup errors name the option", async (t) => {
   const env = makeEnv("clierr");
   t.teardown(() => cleanup(env));
-  const pod = await runCli([...driverArgs(env), "--mount-mode", "pod"], { env: env.env });
+  const sidecar = await runCli([...driverArgs(env), "--mount-mode", "sidecar"], { env: env.env });
+  t.equal(sidecar.code, 1);
+  t.match(sidecar.stderr, /--mount-mode sidecar: there is no node service in sidecar mode .*webhook injects/);
+  t.match(sidecar.stderr, /use --services controller, or --mount-mode pod or process/);
+  // Mount Pod mode reads its own pod at start: an unreachable API server is named, not a hang.
+  const kubeconfig = join(env.dir, "kubeconfig");
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "c", cluster: { server: "https://127.0.0.1:1", "insecure-skip-tls-verify": true } }],
+      users: [{ name: "u", user: { token: "t" } }],
+      contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+      "current-context": "c",
+    }),
+  );
+  const pod = await runCli([...driverArgs(env), "--mount-mode", "pod"], {
+    env: { ...env.env, KUBECONFIG: kubeconfig, POD_NAME: "plugin-x", POD_NAMESPACE: "kube-system" },
+  });
   t.equal(pod.code, 1);
-  t.match(pod.stderr, /--mount-mode pod is not available yet for the node service/);
+  t.match(pod.stderr, /--mount-mode pod: cannot start Mount Pod mode: /);
   const args = driverArgs(env).filter((a, i, all) => a !== "--node-id" && all[i - 1] !== "--node-id");
   const noNode = await runCli(args, { env: { ...env.env, NODE_NAME: "" } });
   t.equal(noNode.code, 1);
