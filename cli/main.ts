@@ -1,6 +1,7 @@
 // The juicefs-csi command: one binary, one subcommand per process the product runs.
 // Implementations are imported lazily so `version` and usage errors stay instant.
 import { Command, CommanderError, Option } from "commander";
+import { paths } from "../driver/juicefs/constants.ts";
 import { logLevels } from "../lib/log.ts";
 import { packageName, version } from "../lib/version.ts";
 import { exitCodes, UsageError } from "./errors.ts";
@@ -58,6 +59,7 @@ export function buildProgram(io: CliIO): Command {
     .option("--driver-name <name>", "CSI driver name reported to the CO", "csi.juicefs.com")
     .option("--juicefs-path <file>", "juicefs executable for process-mode clients (default: juicefs on PATH)")
     .option("--state-dir <dir>", "records and logs of process-mode clients", "/var/lib/juicefs/csi")
+    .option("--kubelet-dir <dir>", "the kubelet's root directory", paths.defaultKubeletDir)
     .option("--metrics-port <port>", "serve Prometheus metrics on this port (0: off)", "0")
     .addOption(logLevelOption())
     .allowExcessArguments(false)

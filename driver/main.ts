@@ -35,6 +35,8 @@ export interface DriverOptions {
   juicefsPath?: string;
   /** Records and logs of process-mode clients, and the controller's mounts. */
   stateDir?: string;
+  /** The kubelet's root directory (chart value kubeletDir): where targets of vanished pods are found. */
+  kubeletDir?: string;
   /** Serve Prometheus metrics on this port (0 / absent: off). */
   metricsPort?: string | number;
   // Programmatic only (tests, benchmarks):
@@ -115,6 +117,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
           nodeName: nodeId,
           mounter,
           clientRoots: [nodeMountRoot, controllerMountRoot],
+          ...(opts.kubeletDir ? { kubeletDir: opts.kubeletDir } : {}),
           logger: log,
           registry,
           env,
@@ -217,6 +220,7 @@ export async function runDriver(raw: Record<string, unknown>): Promise<void> {
     "driverName",
     "juicefsPath",
     "stateDir",
+    "kubeletDir",
     "metricsPort",
   ] as const) {
     const v = raw[k];

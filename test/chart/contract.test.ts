@@ -204,6 +204,11 @@ function checkDirs(t: Test, objs: K8sObject[], kubeletDir: string, mountDir: str
   t.equal(vols["registration-dir"], `${kubeletDir}/plugins_registry/`);
   t.equal(vols["jfs-mount-dir"], mountDir);
   const plugin = container(node, "juicefs-plugin");
+  t.equal(
+    flag(plugin.args, "--kubelet-dir"),
+    kubeletDir,
+    "the plugin is told the kubelet dir (pod references)",
+  );
   const mount = (n: string) => plugin.volumeMounts?.find((m) => m.name === n);
   t.same(mount("kubelet-dir"), {
     name: "kubelet-dir",
