@@ -150,6 +150,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     // this instance also serves the controller, which mounts volumes itself.
     needsJuicefs: !podMode || withController,
     ...(podMode ? { kc: podMode.kube.kc } : {}),
+    log,
   });
   const server = new CsiServer({
     logger: log,
@@ -290,8 +291,11 @@ function probeFunction(o: {
   needsMount: boolean;
   needsJuicefs: boolean;
   kc?: KubeConfig;
+  log?: Logger;
 }): () => Promise<boolean> {
   let cached: { at: number; problems: string[] } | undefined;
+  let apiReached = false;
+  let apiOutage = false;
   return async () => {
     if (!cached || Date.now() - cached.at > 5000) {
       const problems: string[] = [];
@@ -307,10 +311,21 @@ function probeFunction(o: {
         problems.push(`state dir ${o.stateDir} is not writable`);
       }
       if (o.kc) {
+        // The API server decides readiness only until it has answered once. Later outages do not fail
+        // the Probe: the chart's livenessprobe would restart the plugin, which cannot help (running
+        // Mount Pods and bind mounts keep serving pods, and the reconciler resumes when the API is back).
         try {
           await checkApiServer(o.kc, 2000);
+          if (apiOutage) o.log?.info("the Kubernetes API server answers again");
+          apiReached = true;
+          apiOutage = false;
         } catch (err) {
-          problems.push(`the Kubernetes API server cannot be reached: ${apiMessage(err)}`);
+          const why = `the Kubernetes API server cannot be reached: ${apiMessage(err)}`;
+          if (!apiReached) problems.push(why);
+          else if (!apiOutage) {
+            apiOutage = true;
+            o.log?.warn(`${why}; staying ready (existing mounts keep working)`);
+          }
         }
       }
       cached = { at: Date.now(), problems };
