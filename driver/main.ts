@@ -16,7 +16,7 @@ import { identityService } from "./csi/identity.ts";
 import { nodeService } from "./csi/node.ts";
 import { CsiServer } from "./csi/server.ts";
 import { type DriverConfig, driverName, paths } from "./juicefs/index.ts";
-import { apiMessage, checkApiServer } from "./kube/client.ts";
+import { apiMessage, checkApiServer, type Kube, kubeFromConfig } from "./kube/client.ts";
 import type { ClientManager } from "./mount/clients.ts";
 import { SystemMounter } from "./mount/mounter.ts";
 import { type PodMode, startPodModeFromEnv } from "./mount/pod-mode.ts";
@@ -168,6 +168,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
             mountRoot: controllerMountRoot,
             driverConfig,
             logger: log,
+            pvcMetadata: pvcMetadataReader(env),
           }),
         }
       : {}),
@@ -346,4 +347,28 @@ export async function findExecutable(cmd: string, pathEnv: string | undefined): 
     }
   }
   return undefined;
+}
+
+/**
+ * Reads a PVC's labels and annotations for pathPattern (`${.pvc.labels.KEY}`). The client is made on
+ * first use, so a controller whose patterns never need it runs without any Kubernetes access.
+ */
+function pvcMetadataReader(
+  env: NodeJS.ProcessEnv,
+): (
+  namespace: string,
+  name: string,
+) => Promise<{ labels?: Record<string, string>; annotations?: Record<string, string> }> {
+  let kube: Kube | undefined;
+  return async (namespace, name) => {
+    try {
+      kube ??= kubeFromConfig(env.KUBECONFIG || undefined);
+      const pvc = await kube.core.readNamespacedPersistentVolumeClaim({ name, namespace });
+      return { labels: pvc.metadata?.labels ?? {}, annotations: pvc.metadata?.annotations ?? {} };
+    } catch (err) {
+      throw failedPrecondition(
+        `pathPattern uses the labels or annotations of PersistentVolumeClaim ${namespace}/${name}, which cannot be read: ${apiMessage(err)}`,
+      );
+    }
+  };
 }

@@ -95,7 +95,7 @@ export function controllerService(opts: ControllerOptions): ServiceHandlers {
         );
       }
       const subPath = pattern
-        ? resolvePathPattern(pattern, await pvcMetadata(parameters, opts))
+        ? resolvePathPattern(pattern, await pvcMetadata(pattern, parameters, opts))
         : safeSubPath(name, "volume name");
 
       return inflight.run(`volume:${name}`, `volume ${name}`, () =>
@@ -264,9 +264,15 @@ export function rootSettings(
   return settings;
 }
 
-async function pvcMetadata(parameters: StringMap, opts: ControllerOptions): Promise<PvcMetadata> {
+async function pvcMetadata(
+  pattern: string,
+  parameters: StringMap,
+  opts: ControllerOptions,
+): Promise<PvcMetadata> {
   const meta = pvcMetadataFromParameters(parameters);
-  if (opts.pvcMetadata && meta.name && meta.namespace) {
+  // Only a pattern that uses the PVC's labels or annotations costs an API read.
+  const needsLookup = /\$\{\s*\.pvc\.(labels|annotations)\./i.test(pattern);
+  if (needsLookup && opts.pvcMetadata && meta.name && meta.namespace) {
     Object.assign(meta, await opts.pvcMetadata(meta.namespace, meta.name));
   }
   return meta;
