@@ -83,8 +83,19 @@ interface Kubeconfig {
 
 /** Loads a kubeconfig (token, token file or client certificate users; CA data or file). */
 export async function accessFromKubeconfig(file: string): Promise<ClusterAccess> {
-  const { parse } = await import("yaml");
-  const doc = (parse(readFileSync(file, "utf8")) ?? {}) as Kubeconfig;
+  const text = readFileSync(file, "utf8");
+  // JSON is YAML too; parsed natively it keeps the YAML parser out of memory. Anything else is YAML.
+  let doc: Kubeconfig;
+  if (text.trimStart().startsWith("{")) {
+    try {
+      doc = JSON.parse(text) as Kubeconfig;
+    } catch (e) {
+      throw new Error(`kubeconfig ${file}: not valid JSON (${(e as Error).message})`);
+    }
+  } else {
+    const { parse } = await import("yaml");
+    doc = (parse(text) ?? {}) as Kubeconfig;
+  }
   const ctxName = doc["current-context"];
   const ctx = (doc.contexts ?? []).find((c) => c.name === ctxName)?.context;
   if (!ctx) throw new Error(`kubeconfig ${file}: current-context "${ctxName}" not found`);

@@ -3,7 +3,7 @@
 // in-memory lookup instead of a cluster when they want one).
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { ports, webhookNodeOptions } from "../driver/juicefs/index.ts";
+import { nodeRuntimeEnv, ports, webhookNodeOptions } from "../driver/juicefs/index.ts";
 import { createLogger } from "../lib/log.ts";
 import { createRegistry } from "../lib/metrics.ts";
 import { type AdmissionRequest, admissionApiVersion } from "./admission.ts";
@@ -222,6 +222,12 @@ export async function runWebhook(opts: Record<string, unknown>): Promise<void> {
       { recommended: webhookNodeOptions },
       "NODE_OPTIONS has no young-generation limit: memory under load grows by about 50 MB",
     );
+  for (const [name, value] of Object.entries(nodeRuntimeEnv))
+    if (process.env[name] === undefined)
+      log.info(
+        { recommended: `${name}=${value}` },
+        `${name} is not set: memory under load grows by about 10 MB`,
+      );
   const handle = await startWebhook({
     port,
     certFile: String(opts.tlsCertFile),

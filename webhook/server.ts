@@ -34,38 +34,15 @@ export interface ServerOptions {
   log?: Logger;
 }
 
-const reviewResponseSchema = {
-  type: "object",
-  properties: {
-    apiVersion: { type: "string" },
-    kind: { type: "string" },
-    response: {
-      type: "object",
-      properties: {
-        uid: { type: "string" },
-        allowed: { type: "boolean" },
-        status: {
-          type: "object",
-          properties: { code: { type: "integer" }, message: { type: "string" }, reason: { type: "string" } },
-        },
-        patchType: { type: "string" },
-        patch: { type: "string" },
-        warnings: { type: "array", items: { type: "string" } },
-      },
-      required: ["uid", "allowed"],
-    },
-  },
-} as const;
-
-const errorSchema = {
-  type: "object",
-  properties: { statusCode: { type: "integer" }, error: { type: "string" }, message: { type: "string" } },
-} as const;
-
-const reviewRouteSchema = {
-  // The envelope is checked by decodeReview, which names the wrong field; any JSON value gets there.
-  response: { 200: reviewResponseSchema, "4xx": errorSchema, "5xx": errorSchema },
-} as const;
+/**
+ * Routes declare no JSON schema: decodeReview checks the envelope and names the wrong field, and
+ * answers are built by toReviewResponse, so fastify's schema compilers (ajv, fast-json-stringify)
+ * would only add code to load and memory to hold. These factories keep fastify from loading them,
+ * and refuse loudly if a schema is ever added to a route.
+ */
+const noSchemas = () => () => {
+  throw new Error("webhook routes take no JSON schema (see webhook/server.ts)");
+};
 
 function outcomeOf(r: AdmissionResult): Outcome {
   if (r.allowed) return r.patch && r.patch.length > 0 ? "patched" : "allowed";
@@ -87,6 +64,7 @@ export async function buildServer(opts: ServerOptions): Promise<WebhookServer> {
     requestTimeout: 30_000,
     return503OnClosing: true,
     logger: false,
+    schemaController: { compilersFactory: { buildValidator: noSchemas, buildSerializer: noSchemas } },
   });
   // HTTP/1.1 connections of an HTTP/2 server (allowHTTP1) read these from the server object; fastify only
   // sets them on HTTP/1-only servers.
@@ -169,11 +147,11 @@ export async function buildServer(opts: ServerOptions): Promise<WebhookServer> {
     return { status: 200, payload: toReviewResponse(uid, result) };
   };
 
-  app.post(webhookRoutes.mutatePod, { schema: reviewRouteSchema }, async (req, reply) => {
+  app.post(webhookRoutes.mutatePod, async (req, reply) => {
     const r = await answer("mutate", opts.mutate, req.body);
     return reply.code(r.status).send(r.payload);
   });
-  app.post(webhookRoutes.validate, { schema: reviewRouteSchema }, async (req, reply) => {
+  app.post(webhookRoutes.validate, async (req, reply) => {
     const r = await answer("validate", opts.validate, req.body);
     return reply.code(r.status).send(r.payload);
   });

@@ -325,3 +325,12 @@ export const apiAccess = {
  * semi-spaces keep it at 8 MB (about 50 MB less RSS under load) at no measurable cost per review.
  */
 export const webhookNodeOptions = "--max-semi-space-size=4";
+
+/**
+ * Environment of every container that runs this program (the chart's common env). glibc gives each
+ * thread that allocates its own malloc arena, and V8's compiler and GC threads allocate a lot (zone
+ * memory) and free it again: with up to 8 arenas per core, the freed memory stays resident, spread
+ * over arenas nobody reuses. Two arenas measured about 10 MB less RSS under load for the webhook (and
+ * the bare baseline server alike; `npm run bench -- webhook`), with no change in latency.
+ */
+export const nodeRuntimeEnv = { MALLOC_ARENA_MAX: "2" } as const;

@@ -3,17 +3,21 @@
 // Each server runs alone in its own single-threaded child process; the load generator (this process)
 // only talks to 127.0.0.1 and is bounded in requests and time.
 //
-//   fixed rate   500 reviews/s for a few seconds: p50/p99 latency, measured from the scheduled send time
+//   fixed rate   500 reviews/s (open loop, see fixedRate): p50/p99 latency
 //   max rate     closed loop with a fixed number of connections: throughput
-//   RSS          the server process's resident memory, sampled under load
+//   RSS          the server process's own resident memory (process.memoryUsage() in that process),
+//                peak of samples taken every 100 ms under load
+// Both run in alternating rounds over the baseline, the fast path and injection.
 //
 // Targets (issue 6): injection p99 <= 5 ms at 500/s; fast path (pod without JuiceFS volumes) >= 80 % of
 // the baseline's throughput; RSS <= 120 MB. Exit code 1 when a target is missed.
 //
 // The webhook runs as deployed: startWebhook with the builtin Kubernetes client reading an API server
-// stand-in (test/kube, in this process) and the Node options of constants.webhookNodeOptions.
+// stand-in (test/kube, in this process), the Node options of constants.webhookNodeOptions and the
+// environment of constants.nodeRuntimeEnv (both as the chart sets them; the baseline gets the same).
 // Knobs: BENCH_FIXED_SECONDS, BENCH_MAX_SECONDS, BENCH_SERVER_FLAGS (Node options of both servers),
-// BENCH_PIN=1 (server and load generator on separate CPUs), BENCH_COMPILE_CACHE=1 (see below).
+// BENCH_RUNTIME_ENV=0 (without nodeRuntimeEnv), BENCH_PIN=1 (server and load generator on separate
+// CPUs), BENCH_COMPILE_CACHE=0 (see below).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
@@ -21,15 +25,16 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { fileURLToPath } from "node:url";
-import { webhookNodeOptions } from "../../driver/juicefs/constants.ts";
+import { nodeRuntimeEnv, webhookNodeOptions } from "../../driver/juicefs/constants.ts";
 
 const self = fileURLToPath(import.meta.url);
 /**
- * BENCH_COMPILE_CACHE=1: servers start from a warm NODE_COMPILE_CACHE, as an image with a pre-built
- * cache would; type stripping is then skipped at start (about 28 MB less RSS per process).
+ * Servers start from a warm NODE_COMPILE_CACHE, as in the image (the Dockerfile warms one at build
+ * time): type stripping and compilation are then skipped at start, about 28 MB less RSS per process.
+ * The cache is warmed by starting and stopping each server once. BENCH_COMPILE_CACHE=0: cold start.
  */
 const compileCache =
-  process.env.BENCH_COMPILE_CACHE === "1" ? mkdtempSync(join(tmpdir(), "bench-cc-")) : undefined;
+  process.env.BENCH_COMPILE_CACHE === "0" ? undefined : mkdtempSync(join(tmpdir(), "bench-cc-"));
 const host = "127.0.0.1";
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
@@ -264,6 +269,8 @@ interface Mem {
   heapTotal: number;
   heapUsed: number;
   external: number;
+  /** Of rss, the pages of files (the node binary and libraries), from /proc/self/status. */
+  file: number;
 }
 
 interface Server {
@@ -289,19 +296,30 @@ async function startServer(
     pin ? ["-c", pin.server, process.execPath, ...args] : args,
     {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
-      env: { ...process.env, ...(compileCache ? { NODE_COMPILE_CACHE: compileCache } : {}), ...env },
+      env: { ...serverEnv(), ...env },
     },
   );
   const port = await new Promise<number>((resolve, reject) => {
     child.once("message", (m) => resolve((m as { port: number }).port));
     child.once("exit", (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
-  const s: Server = { child, port, peak: { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 } };
+  const s: Server = { child, port, peak: { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, file: 0 } };
   child.on("message", (m) => {
     const mem = (m as { mem?: Mem }).mem;
     if (mem && mem.rss > s.peak.rss) s.peak = mem;
   });
   return s;
+}
+
+function serverEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...(process.env.BENCH_RUNTIME_ENV === "0" ? {} : nodeRuntimeEnv),
+  };
+  delete env.NODE_OPTIONS;
+  if (compileCache) env.NODE_COMPILE_CACHE = compileCache;
+  else delete env.NODE_COMPILE_CACHE;
+  return env;
 }
 
 let pinned: { server: string; client: string } | null | undefined;
@@ -387,57 +405,93 @@ async function pool(port: number, ca: string, n: number): Promise<Connection[]> 
 const quantile = (sorted: number[], q: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 
+interface FixedRun {
+  /** Latency of each review, ms. */
+  latencies: number[];
+  /** How late the generator sent each review relative to its schedule, ms (its own jitter). */
+  lags: number[];
+  requests: number;
+  seconds: number;
+  errors: number;
+}
+
 /**
- * Sends `rate` requests per second for `seconds`. Latency runs from the scheduled send time when the
- * generator is late (no coordinated omission), from the actual send otherwise.
+ * Open loop: `rate` requests per second for `seconds`, on a pool of idle keep-alive connections so
+ * that a slow server never holds the next send back. The generator sleeps on timers between sends
+ * (no busy wait: spinning would take a core from the server on a small machine) and sends what is
+ * due when it wakes. Latency runs from the actual send; when no connection was free (the server is
+ * behind), from the scheduled time, so a stall is never hidden (no coordinated omission).
  */
-async function fixedRate(s: Server, ca: string, template: [string, string], rate: number, seconds: number) {
+async function fixedRate(
+  s: Server,
+  ca: string,
+  template: [string, string],
+  rate: number,
+  seconds: number,
+): Promise<FixedRun> {
   const idle = await pool(s.port, ca, 32);
   const conns = [...idle];
   const total = Math.round(rate * seconds);
   const latencies: number[] = [];
+  const lags: number[] = [];
   let errors = 0;
+  let done = 0;
   const sampler = setInterval(() => s.child.send("mem"), 100);
-  const t0 = performance.now();
-  const inflight: Promise<void>[] = [];
-  const waiting: (() => void)[] = [];
-  const take = async (): Promise<Connection> => {
-    const c = idle.pop();
-    if (c) return c;
-    await new Promise<void>((r) => waiting.push(r));
-    return take();
-  };
-  for (let i = 0; i < total; i++) {
-    const due = t0 + (i * 1000) / rate;
-    // Sleep until shortly before the send time, then yield until it (timers alone are ~1 ms late).
-    for (let wait = due - performance.now(); wait > 0; wait = due - performance.now())
-      await new Promise((r) => (wait > 2 ? setTimeout(r, wait - 1.5) : setImmediate(r)));
-    const c = await take();
-    const start = Math.min(due, performance.now());
-    inflight.push(
-      c.request(`${template[0]}${i}${template[1]}`).then(
-        () => {
-          latencies.push(performance.now() - start);
-          idle.push(c);
-          waiting.shift()?.();
-        },
-        () => {
-          errors++;
-        },
-      ),
+  const backlog: number[] = [];
+  let finished: () => void = () => {};
+  const all = new Promise<void>((r) => {
+    finished = r;
+  });
+  const send = (c: Connection, i: number, start: number) => {
+    c.request(`${template[0]}${i}${template[1]}`).then(
+      () => {
+        latencies.push(performance.now() - start);
+        release(c);
+      },
+      () => {
+        errors++;
+        release(c);
+      },
     );
-  }
-  await Promise.all(inflight);
+  };
+  const release = (c: Connection) => {
+    if (++done === total) finished();
+    const i = backlog.shift();
+    // A review that waited for a connection counts from its scheduled time.
+    if (i === undefined) idle.push(c);
+    else send(c, i, t0 + (i * 1000) / rate);
+  };
+  const t0 = performance.now();
+  let next = 0;
+  const tick = () => {
+    const now = performance.now();
+    for (; next < total && t0 + (next * 1000) / rate <= now; next++) {
+      lags.push(now - (t0 + (next * 1000) / rate));
+      const c = idle.pop();
+      if (c) send(c, next, now);
+      else backlog.push(next);
+    }
+    if (next < total) setTimeout(tick, Math.max(0, t0 + (next * 1000) / rate - performance.now()));
+  };
+  tick();
+  await all;
   const elapsed = (performance.now() - t0) / 1000;
   clearInterval(sampler);
   for (const c of conns) c.close();
-  latencies.sort((a, b) => a - b);
+  return { latencies, lags, requests: total, seconds: elapsed, errors };
+}
+
+/** Several fixed-rate rounds as one: latencies pooled (not averaged), rate over the total time. */
+function pooled(runs: FixedRun[]) {
+  const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  const lags = runs.flatMap((r) => r.lags).sort((a, b) => a - b);
   return {
-    rps: total / elapsed,
+    rps: runs.reduce((n, r) => n + r.requests, 0) / runs.reduce((n, r) => n + r.seconds, 0),
     p50: quantile(latencies, 0.5),
     p99: quantile(latencies, 0.99),
     max: latencies.at(-1) ?? 0,
-    errors,
+    lag99: quantile(lags, 0.99),
+    errors: runs.reduce((n, r) => n + r.errors, 0),
   };
 }
 
@@ -478,7 +532,11 @@ async function maxRate(
 async function startCluster(dir: string) {
   const { startApiServer } = await import("../../test/kube/apiserver.ts");
   const api = await startApiServer();
-  const kubeconfig = api.writeKubeconfig(join(dir, "kubeconfig"));
+  // In a cluster the webhook reads no kubeconfig (service account token); here it gets one in JSON,
+  // which it parses natively, so the measured process holds no more parser code than a deployed one.
+  const { parse } = await import("yaml");
+  const kubeconfig = join(dir, "kubeconfig.json");
+  writeFileSync(kubeconfig, JSON.stringify(parse(api.kubeconfig())), { mode: 0o600 });
   const k8s = await import("@kubernetes/client-node");
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kubeconfig);
@@ -531,18 +589,19 @@ async function runBenchmark(): Promise<void> {
   );
   const pin = pinning();
   console.log(
-    `fixed rate ${rate}/s for ${fixedSeconds} s; max rate with ${connections} connections, ${maxSeconds} s in alternating rounds (median); ${compileCache ? "warm NODE_COMPILE_CACHE; " : ""}${pin ? `server pinned to CPU ${pin.server}, load generator to CPU ${pin.client}` : "no CPU pinning"}\n`,
+    `fixed rate ${rate}/s for ${fixedSeconds} s; max rate with ${connections} connections, ${maxSeconds} s in alternating rounds (median); ${compileCache ? "servers start from a warm NODE_COMPILE_CACHE (as in the image); " : "cold start (no compile cache); "}server env ${
+      process.env.BENCH_RUNTIME_ENV === "0"
+        ? "without nodeRuntimeEnv"
+        : Object.entries(nodeRuntimeEnv)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(" ")
+    }, NODE_OPTIONS ${process.env.BENCH_SERVER_FLAGS ?? webhookNodeOptions}; ${pin ? `server pinned to CPU ${pin.server}, load generator to CPU ${pin.client}` : "no CPU pinning"}\n`,
   );
 
   const mb = (n: number) => (n / 1048576).toFixed(0).padStart(4);
-  const row = (
-    name: string,
-    f: Awaited<ReturnType<typeof fixedRate>>,
-    m: Awaited<ReturnType<typeof maxRate>>,
-    p: Mem,
-  ) =>
+  const row = (name: string, f: ReturnType<typeof pooled>, m: Awaited<ReturnType<typeof maxRate>>, p: Mem) =>
     console.log(
-      `${name.padEnd(22)} p50 ${f.p50.toFixed(2).padStart(6)} ms  p99 ${f.p99.toFixed(2).padStart(6)} ms  max ${f.max.toFixed(1).padStart(6)} ms  at ${f.rps.toFixed(0)}/s | ${m.rps.toFixed(0).padStart(6)} reviews/s | RSS ${mb(p.rss)} MB (heap ${mb(p.heapTotal)}, external ${mb(p.external)}) | errors ${f.errors + m.errors}`,
+      `${name.padEnd(22)} p50 ${f.p50.toFixed(2).padStart(6)} ms  p99 ${f.p99.toFixed(2).padStart(6)} ms  max ${f.max.toFixed(1).padStart(6)} ms  at ${f.rps.toFixed(0)}/s (send lag p99 ${f.lag99.toFixed(1)} ms) | ${m.rps.toFixed(0).padStart(5)} reviews/s | RSS ${mb(p.rss)} MB (heap ${mb(p.heapTotal)}, external ${mb(p.external)}, files ${mb(p.file)}) | errors ${f.errors + m.errors}`,
     );
 
   try {
@@ -562,10 +621,18 @@ async function runBenchmark(): Promise<void> {
     await maxRate(webhook, ca, fast, connections, 1);
     api.markReady();
 
-    const bFixed = await fixedRate(baseline, ca, fast, rate, fixedSeconds);
-    const fFixed = await fixedRate(webhook, ca, fast, rate, fixedSeconds);
-    const iFixed = await fixedRate(webhook, ca, inject, rate, fixedSeconds);
-    const rounds = 5;
+    // Fixed rate and max rate alike run in alternating rounds, so a burst of other work on the
+    // machine does not land on one side only; fixed-rate latencies are pooled over the rounds.
+    const rounds = 4;
+    const fixed: Record<"b" | "f" | "i", FixedRun[]> = { b: [], f: [], i: [] };
+    for (let r = 0; r < rounds; r++) {
+      fixed.b.push(await fixedRate(baseline, ca, fast, rate, fixedSeconds / rounds));
+      fixed.f.push(await fixedRate(webhook, ca, fast, rate, fixedSeconds / rounds));
+      fixed.i.push(await fixedRate(webhook, ca, inject, rate, fixedSeconds / rounds));
+    }
+    const bFixed = pooled(fixed.b);
+    const fFixed = pooled(fixed.f);
+    const iFixed = pooled(fixed.i);
     const runs: Record<"b" | "f" | "i", Awaited<ReturnType<typeof maxRate>>[]> = { b: [], f: [], i: [] };
     for (let r = 0; r < rounds; r++) {
       runs.b.push(await maxRate(baseline, ca, fast, connections, maxSeconds / rounds));
@@ -575,7 +642,8 @@ async function runBenchmark(): Promise<void> {
     const median = (xs: Awaited<ReturnType<typeof maxRate>>[]) => {
       const sorted = [...xs].sort((a, b) => a.rps - b.rps);
       return {
-        rps: sorted[Math.floor(sorted.length / 2)]!.rps,
+        rps:
+          (sorted[Math.floor((sorted.length - 1) / 2)]!.rps + sorted[Math.floor(sorted.length / 2)]!.rps) / 2,
         errors: xs.reduce((n, x) => n + x.errors, 0),
       };
     };
@@ -615,6 +683,16 @@ async function runBenchmark(): Promise<void> {
   }
 }
 
+/** Resident pages backed by files (mostly the node binary's code), bytes; 0 where /proc is missing. */
+function rssFile(): number {
+  try {
+    const kb = /^RssFile:\s+(\d+)/m.exec(readFileSync("/proc/self/status", "latin1"))?.[1];
+    return kb ? Number(kb) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 // Entry point last: everything above is initialized before the top-level await runs.
 if (process.argv[2] === "--serve") {
   const [, , , kind, certFile, keyFile] = process.argv as [string, string, string, string, string, string];
@@ -622,7 +700,7 @@ if (process.argv[2] === "--serve") {
   process.on("message", (m) => {
     if (m === "mem") {
       const { rss, heapTotal, heapUsed, external } = process.memoryUsage();
-      process.send?.({ mem: { rss, heapTotal, heapUsed, external } });
+      process.send?.({ mem: { rss, heapTotal, heapUsed, external, file: rssFile() } });
     }
     if (m === "exit") process.exit(0);
   });

@@ -12,6 +12,7 @@ import {
   envVars,
   keys,
   labels,
+  nodeRuntimeEnv,
   paths,
   ports,
   secretKeys,
@@ -266,6 +267,8 @@ t.test("container paths and env are constants.containerPaths / constants.envVars
     t.equal(env[envVars.podName], "metadata.name");
     t.equal(env[envVars.podNamespace], "metadata.namespace");
     t.equal(env[envVars.mountMode], "pod");
+    for (const [name, value] of Object.entries(nodeRuntimeEnv))
+      t.equal(env[name], value, `${c.name}: ${name} as constants.nodeRuntimeEnv`);
   }
   for (const sidecar of ["csi-provisioner", "csi-resizer", "liveness-probe"])
     t.equal(

@@ -2,7 +2,7 @@
 // @kubernetes/client-node: steady-state reviews make no API call, a cache miss makes exactly one live
 // read, a slow API server costs at most the deadline, watches that break are resumed, and the whole
 // webhook process runs from a kubeconfig.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
@@ -258,6 +258,38 @@ t.test("builtin: a watch that expires (410) relists; deletions reach the cache",
   t.equal(kube.lookup.stats().misses.pvc, misses, "served from the relisted cache");
 });
 
+t.test(
+  "builtin: a kubeconfig in JSON or YAML gives the same access; broken JSON names the file",
+  async (t) => {
+    const { parse } = await import("yaml");
+    const api = await startApiServer();
+    t.teardown(() => api.stop());
+    const yamlFile = api.writeKubeconfig(join(dir, "kc-yaml"));
+    const jsonFile = join(dir, "kc.json");
+    writeFileSync(jsonFile, `  ${JSON.stringify(parse(api.kubeconfig()), null, 2)}`);
+    const fromYaml = await accessFromKubeconfig(yamlFile);
+    const fromJson = await accessFromKubeconfig(jsonFile);
+    t.equal(fromJson.server, api.url);
+    t.equal(fromJson.server, fromYaml.server);
+    t.equal(fromJson.ca, fromYaml.ca);
+    t.ok(fromJson.token?.(), "token read");
+    t.equal(fromJson.token?.(), fromYaml.token?.());
+    // The JSON-read access really talks to the API server.
+    const kube = leanCluster(fromJson, {
+      liveReadTimeoutMs: 500,
+      secretRefreshMs: 60_000,
+      secretEvictMs: 600_000,
+      watchNamespaces: false,
+    });
+    t.teardown(() => kube.stop());
+    await kube.start?.();
+    t.ok(await kube.version?.(), "server version read over the JSON kubeconfig");
+    const broken = join(dir, "broken.json");
+    writeFileSync(broken, '{"current-context": ');
+    await t.rejects(accessFromKubeconfig(broken), new RegExp(`kubeconfig ${broken}: not valid JSON`));
+  },
+);
+
 t.test("builtin: in-cluster access reads the service account and follows token rotation", async (t) => {
   const { inClusterAccess } = await import("../../webhook/kubeclient.ts");
   const { writeFileSync, mkdirSync, utimesSync } = await import("node:fs");
@@ -307,7 +339,7 @@ t.test("the real command: serves from a kubeconfig, SIGTERM finishes the review 
       "info",
     ],
     {
-      env: { ...process.env, KUBECONFIG: file, JUICEFS_MOUNT_MODE: "sidecar" },
+      env: { ...process.env, KUBECONFIG: file, JUICEFS_MOUNT_MODE: "sidecar", MALLOC_ARENA_MAX: undefined },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
@@ -331,4 +363,5 @@ t.test("the real command: serves from a kubeconfig, SIGTERM finishes the review 
   t.equal(await exited, 0, "exit code 0 after a graceful shutdown");
   t.match(stderr, /shutting down: finishing in-flight reviews/);
   t.match(stderr, /NODE_OPTIONS has no young-generation limit/);
+  t.match(stderr, /"recommended":"MALLOC_ARENA_MAX=2"[^\n]*MALLOC_ARENA_MAX is not set/);
 });
