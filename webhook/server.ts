@@ -109,33 +109,19 @@ export async function buildServer(opts: ServerOptions): Promise<WebhookServer> {
       .send({ statusCode: 404, error: "Not Found", message: `no route ${req.method} ${req.url}` });
   });
 
-  const answer = async (
+  type Answer = { status: number; payload: unknown };
+  const bug = (route: "mutate" | "validate", uid: string, err: unknown): AdmissionResult => {
+    // Handlers are guarded; this is a bug, still answered.
+    opts.metrics.failure(route, "internal");
+    opts.log?.error({ err, uid }, "admission handler threw");
+    return errored(500, `internal error: ${(err as Error)?.message ?? String(err)}`);
+  };
+  const finish = (
     route: "mutate" | "validate",
-    handler: RouteHandler,
-    body: unknown,
-  ): Promise<{ status: number; payload: unknown }> => {
-    const started = performance.now();
-    const decoded = decodeReview(body);
-    let result: AdmissionResult;
-    let uid: string;
-    if (!decoded.ok) {
-      if (decoded.uid === undefined) {
-        opts.metrics.observe(route, "invalid", (performance.now() - started) / 1000);
-        return { status: 400, payload: { statusCode: 400, error: "Bad Request", message: decoded.message } };
-      }
-      uid = decoded.uid;
-      result = errored(400, decoded.message);
-    } else {
-      uid = decoded.request.uid;
-      try {
-        result = handler.quick?.(decoded.request) ?? (await handler(decoded.request));
-      } catch (err) {
-        // Handlers are guarded; this is a bug, still answered.
-        opts.metrics.failure(route, "internal");
-        opts.log?.error({ err, uid }, "admission handler threw");
-        result = errored(500, `internal error: ${(err as Error)?.message ?? String(err)}`);
-      }
-    }
+    uid: string,
+    result: AdmissionResult,
+    started: number,
+  ): Answer => {
     const outcome = outcomeOf(result);
     const ms = performance.now() - started;
     opts.metrics.observe(route, outcome, ms / 1000);
@@ -146,15 +132,49 @@ export async function buildServer(opts: ServerOptions): Promise<WebhookServer> {
       );
     return { status: 200, payload: toReviewResponse(uid, result) };
   };
+  /** Synchronous when the handler's quick decision settles the review (most pods): no promise hop. */
+  const answer = (
+    route: "mutate" | "validate",
+    handler: RouteHandler,
+    body: unknown,
+  ): Answer | Promise<Answer> => {
+    const started = performance.now();
+    const decoded = decodeReview(body);
+    if (!decoded.ok) {
+      if (decoded.uid === undefined) {
+        opts.metrics.observe(route, "invalid", (performance.now() - started) / 1000);
+        return { status: 400, payload: { statusCode: 400, error: "Bad Request", message: decoded.message } };
+      }
+      return finish(route, decoded.uid, errored(400, decoded.message), started);
+    }
+    const req = decoded.request;
+    let pending: Promise<AdmissionResult>;
+    try {
+      const quick = handler.quick?.(req);
+      if (quick) return finish(route, req.uid, quick, started);
+      pending = handler(req);
+    } catch (err) {
+      return finish(route, req.uid, bug(route, req.uid, err), started);
+    }
+    return pending.then(
+      (result) => finish(route, req.uid, result, started),
+      (err: unknown) => finish(route, req.uid, bug(route, req.uid, err), started),
+    );
+  };
+  const review =
+    (route: "mutate" | "validate", handler: RouteHandler) =>
+    (req: { body: unknown }, reply: { code(n: number): { send(p: unknown): unknown } }) => {
+      const send = (r: Answer) => {
+        reply.code(r.status).send(r.payload);
+      };
+      const r = answer(route, handler, req.body);
+      if (r instanceof Promise) return r.then(send);
+      send(r);
+      return undefined;
+    };
 
-  app.post(webhookRoutes.mutatePod, async (req, reply) => {
-    const r = await answer("mutate", opts.mutate, req.body);
-    return reply.code(r.status).send(r.payload);
-  });
-  app.post(webhookRoutes.validate, async (req, reply) => {
-    const r = await answer("validate", opts.validate, req.body);
-    return reply.code(r.status).send(r.payload);
-  });
+  app.post(webhookRoutes.mutatePod, review("mutate", opts.mutate));
+  app.post(webhookRoutes.validate, review("validate", opts.validate));
   app.get(webhookRoutes.healthz, async () => ({ status: "ok" }));
   app.get(webhookRoutes.readyz, async (_req, reply) => {
     if (opts.ready()) return { status: "ready" };
