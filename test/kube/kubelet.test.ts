@@ -163,7 +163,11 @@ t.test("restartPolicy: Always restarts a killed process, Never and OnFailure end
     namespace: ns,
     body: podSpec("always", sh("echo started; exec sleep 60")),
   });
-  await eventually("running", async () => c.kubelet.pid(ns, "always"));
+  // The output must be captured before the kill: a running process may not have written yet.
+  await eventually(
+    "running and logged",
+    async () => c.kubelet.pid(ns, "always") && c.kubelet.logs(ns, "always") === "started\n",
+  );
   const pid = c.kubelet.pid(ns, "always")!;
   t.ok(c.kubelet.kill(ns, "always"));
   const p = await eventually("restarted", async () => {
