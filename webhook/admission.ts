@@ -227,3 +227,10 @@ export function cloneJson<T>(v: T): T {
   }
   return out as T;
 }
+
+/** Freezes a JSON value and everything in it: shared values must fail loudly when written to. */
+export function deepFreeze<T>(v: T): T {
+  if (v === null || typeof v !== "object" || Object.isFrozen(v)) return v;
+  for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  return Object.freeze(v);
+}

@@ -46,6 +46,35 @@ export interface PlanOptions {
 
 export type PlanResult = { ok: true; pod: V1Pod; warnings: string[] } | { ok: false; message: string };
 
+/**
+ * The builder with its sidecars remembered per settings object and options. The settings of a claim
+ * are the same object for as long as its PVC, PV, StorageClass and Secret do not change (SettingsMemo),
+ * so a steady stream of pods builds each sidecar once. The results are shared: planPod copies what it
+ * changes (a shallow copy of the container, new arrays) and the patch (compare) copies what it adds.
+ * They are not frozen because V8 serializes frozen objects on a slower path (measured about 1.5x for
+ * a sidecar), and compare serializes each added sidecar; test/webhook/memo.test.ts checks that no
+ * review writes to them.
+ */
+export function memoizeBuilder(build: SidecarBuilder): SidecarBuilder {
+  const cache = new WeakMap<JuiceFSSettings, Map<string, Sidecar>>();
+  return (settings, opts) => {
+    const key = `${opts.secretName}\0${opts.name ?? ""}\0${opts.mountRoot ?? ""}\0${opts.volumeName ?? ""}`;
+    let bySettings = cache.get(settings);
+    if (!bySettings) {
+      bySettings = new Map();
+      cache.set(settings, bySettings);
+    }
+    let sidecar = bySettings.get(key);
+    if (!sidecar) {
+      // Keys vary only with container and volume names; a pod template has a handful.
+      if (bySettings.size >= 32) bySettings.clear();
+      sidecar = build(settings, opts);
+      bySettings.set(key, sidecar);
+    }
+    return sidecar;
+  };
+}
+
 const sidecarAnnotations = {
   requests: { cpu: keys.sidecarCpuRequest, memory: keys.sidecarMemoryRequest },
   limits: { cpu: keys.sidecarCpuLimit, memory: keys.sidecarMemoryLimit },
@@ -86,6 +115,8 @@ export function sidecarResourceOverrides(
 }
 
 function applyOverrides(settings: JuiceFSSettings, o: ResourceOverrides): JuiceFSSettings | string {
+  // Most pods set no annotation: the same settings object, so a memoized builder recognises it.
+  if (Object.keys(o.requests).length === 0 && Object.keys(o.limits).length === 0) return settings;
   const requests = { ...settings.resources.requests, ...o.requests };
   const limits: { cpu?: string; memory?: string } = { ...settings.resources.limits };
   for (const res of ["cpu", "memory"] as const) {

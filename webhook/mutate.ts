@@ -2,7 +2,7 @@
 // The order matters for speed: the cheap checks on the pod itself (no PVC → done) come before any
 // lookup, so pods without JuiceFS volumes cost one pass over spec.volumes.
 import type { V1Pod } from "@kubernetes/client-node";
-import { labels } from "../driver/juicefs/index.ts";
+import { buildSidecarContainer, labels } from "../driver/juicefs/index.ts";
 import {
   type AdmissionRequest,
   type AdmissionResult,
@@ -12,10 +12,10 @@ import {
   patched,
 } from "./admission.ts";
 import type { WebhookConfig } from "./config.ts";
-import { type ClaimPlan, planPod, type SidecarBuilder } from "./inject.ts";
+import { type ClaimPlan, memoizeBuilder, planPod, type SidecarBuilder } from "./inject.ts";
 import type { ClusterLookup } from "./lookup.ts";
 import type { Handler } from "./policy.ts";
-import { claimVolumes, resolveVolume } from "./resolve.ts";
+import { claimVolumes, resolveVolume, SettingsMemo } from "./resolve.ts";
 
 export interface MutateDeps {
   lookup: ClusterLookup;
@@ -24,10 +24,18 @@ export interface MutateDeps {
   native: boolean;
   /** Default: the domain's buildSidecarContainer. */
   build?: SidecarBuilder;
+  /** Settings parsed by earlier reviews (makeMutateHandler makes one). */
+  memo?: SettingsMemo;
 }
 
 export function makeMutateHandler(deps: MutateDeps): Handler {
-  const handler: Handler = (req) => mutatePod(req, deps);
+  // Parsed settings and built sidecars are remembered for as long as the objects they come from.
+  const memoized: MutateDeps = {
+    ...deps,
+    memo: deps.memo ?? new SettingsMemo(),
+    build: memoizeBuilder(deps.build ?? buildSidecarContainer),
+  };
+  const handler: Handler = (req) => mutatePod(req, memoized);
   handler.quick = quickDecision;
   return handler;
 }
@@ -89,7 +97,11 @@ export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promis
 
   const resolutions = await Promise.all(
     refs.map((ref) =>
-      resolveVolume(deps.lookup, namespace, ref, { settings: sidecar, driverConfig: deps.config.driver }),
+      resolveVolume(deps.lookup, namespace, ref, {
+        settings: sidecar,
+        driverConfig: deps.config.driver,
+        ...(deps.memo ? { memo: deps.memo } : {}),
+      }),
     ),
   );
   const warnings: string[] = [];

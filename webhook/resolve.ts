@@ -1,6 +1,11 @@
 // PVC → PV → StorageClass / Secret → JuiceFS settings, for one pod volume. Reads go through the
 // ClusterLookup (caches); the settings come from the domain's parseSettings, never from here.
-import type { V1PersistentVolume, V1PersistentVolumeClaim, V1StorageClass } from "@kubernetes/client-node";
+import type {
+  V1PersistentVolume,
+  V1PersistentVolumeClaim,
+  V1Secret,
+  V1StorageClass,
+} from "@kubernetes/client-node";
 import {
   type DriverConfig,
   driverName,
@@ -9,6 +14,7 @@ import {
   parseSettings,
   type SettingsError,
 } from "../driver/juicefs/index.ts";
+import { deepFreeze } from "./admission.ts";
 import type { ClusterLookup } from "./lookup.ts";
 
 export interface PodVolumeRef {
@@ -47,6 +53,61 @@ export interface ResolveOptions {
   /** Resolve the settings too (sidecar mode); otherwise only decide whether the volume is JuiceFS. */
   settings: boolean;
   driverConfig: DriverConfig;
+  /** Settings already parsed from the same objects (one per handler: the driver config is fixed). */
+  memo?: SettingsMemo;
+}
+
+/** What parseSettings made of one claim's objects: deep-frozen, shared by every review that uses them. */
+type Parsed =
+  | { ok: true; settings: JuiceFSSettings; secretKeys: string[]; warnings: string[] }
+  | { ok: false; message: string };
+
+interface MemoEntry {
+  pv: V1PersistentVolume;
+  sc: V1StorageClass | undefined;
+  readOnly: boolean;
+  parsed: Parsed;
+}
+
+/**
+ * parseSettings for the objects a review found, remembered by their identity. Informer stores and the
+ * Secret cache replace an object when it changes (never edit it in place), so the same PVC, PV,
+ * StorageClass and Secret objects always parse to the same settings, and a new version of any of them
+ * misses. Keyed by the Secret first: when the Secret cache drops a Secret, its decoded values go too.
+ */
+export class SettingsMemo {
+  private readonly bySecret = new WeakMap<V1Secret, WeakMap<V1PersistentVolumeClaim, MemoEntry[]>>();
+
+  get(
+    secret: V1Secret,
+    pvc: V1PersistentVolumeClaim,
+    pv: V1PersistentVolume,
+    sc: V1StorageClass | undefined,
+    readOnly: boolean,
+  ): Parsed | undefined {
+    const entries = this.bySecret.get(secret)?.get(pvc);
+    return entries?.find((e) => e.pv === pv && e.sc === sc && e.readOnly === readOnly)?.parsed;
+  }
+
+  set(
+    secret: V1Secret,
+    pvc: V1PersistentVolumeClaim,
+    pv: V1PersistentVolume,
+    sc: V1StorageClass | undefined,
+    readOnly: boolean,
+    parsed: Parsed,
+  ): Parsed {
+    let byClaim = this.bySecret.get(secret);
+    if (!byClaim) {
+      byClaim = new WeakMap();
+      this.bySecret.set(secret, byClaim);
+    }
+    // Stale versions of the PV or StorageClass are never asked for again: keep the newest few.
+    const entries = (byClaim.get(pvc) ?? []).slice(-3);
+    entries.push({ pv, sc, readOnly, parsed: deepFreeze(parsed) });
+    byClaim.set(pvc, entries);
+    return parsed;
+  }
 }
 
 /** Claim names used by the pod's volumes, in order. Cheap: no lookups, no copies. */
@@ -153,11 +214,44 @@ export async function resolveVolume(
   const scName = pv.spec?.storageClassName;
   if (scName) sc = await lookup.storageClass(scName);
 
+  const readOnly = ref.readOnly || csi.readOnly === true;
+  const parsed =
+    opts.memo?.get(secret, pvc, pv, sc, readOnly) ??
+    parseClaim({ secret, secretName: secretRef.name, namespace, pvc, pv, sc, readOnly, pvcId, pvId }, opts);
+  if (!parsed.ok) return { kind: "invalid", message: parsed.message };
+  return {
+    kind: "juicefs",
+    ref,
+    pvc,
+    pv,
+    settings: parsed.settings,
+    secretName: secretRef.name,
+    secretKeys: parsed.secretKeys,
+    warnings: parsed.warnings,
+  };
+}
+
+interface ClaimObjects {
+  secret: V1Secret;
+  secretName: string;
+  namespace: string;
+  pvc: V1PersistentVolumeClaim;
+  pv: V1PersistentVolume;
+  sc: V1StorageClass | undefined;
+  readOnly: boolean;
+  /** "PVC ns/name" and "PersistentVolume name", for messages. */
+  pvcId: string;
+  pvId: string;
+}
+
+function parseClaim(o: ClaimObjects, opts: ResolveOptions): Parsed {
+  const { secret, secretName, namespace, pvc, pv, sc, readOnly, pvcId, pvId } = o;
+  const csi = pv.spec!.csi!;
   const data = secretData(secret);
   const result = parseSettings({
     volumeId: csi.volumeHandle,
     secret: data,
-    secretRef: { name: secretRef.name, namespace },
+    secretRef: { name: secretName, namespace },
     volumeContext: csi.volumeAttributes ?? {},
     pvMountOptions: pv.spec?.mountOptions ?? [],
     ...(sc
@@ -171,20 +265,18 @@ export async function resolveVolume(
       : {}),
     pvcAnnotations: pvc.metadata?.annotations ?? {},
     driverConfig: opts.driverConfig,
-    readOnly: ref.readOnly || csi.readOnly === true,
+    readOnly,
     objectName: pvId,
   });
-  if (!result.ok) return { kind: "invalid", message: `${pvcId} (${pvId}): ${formatErrors(result.errors)}` };
-  return {
-    kind: "juicefs",
-    ref,
-    pvc,
-    pv,
-    settings: result.settings,
-    secretName: secretRef.name,
-    secretKeys: Object.keys(data),
-    warnings: result.warnings.map((w) => `${pvcId}: ${w}`),
-  };
+  const parsed: Parsed = result.ok
+    ? {
+        ok: true,
+        settings: result.settings,
+        secretKeys: Object.keys(data),
+        warnings: result.warnings.map((w) => `${pvcId}: ${w}`),
+      }
+    : { ok: false, message: `${pvcId} (${pvId}): ${formatErrors(result.errors)}` };
+  return opts.memo ? opts.memo.set(secret, pvc, pv, sc, readOnly, parsed) : parsed;
 }
 
 /** Secret values as strings: `data` is base64 (API objects), `stringData` appears in manifests. */

@@ -1,0 +1,201 @@
+// The mutate handler remembers parsed settings (SettingsMemo) and built sidecars (memoizeBuilder)
+// between reviews. What must hold: a remembered answer is exactly the answer a fresh handler gives, in
+// any order of reviews (no review writes to a shared object), and a changed PVC, PV, StorageClass or
+// Secret (informers replace the object) is seen by the next review.
+import t from "tap";
+import { buildSidecarContainer } from "../../driver/juicefs/index.ts";
+import { decodeReview, toReviewResponse } from "../../webhook/admission.ts";
+import { defaultWebhookSettings, type MountMode, type WebhookConfig } from "../../webhook/config.ts";
+import { MemoryLookup } from "../../webhook/lookup.ts";
+import { makeMutateHandler } from "../../webhook/mutate.ts";
+import { cluster, type Fixture, fixtures, pod } from "./fixtures.ts";
+import { decodePatch, podReview } from "./helpers.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: test code walks decoded JSON freely
+type Obj = Record<string, any>;
+
+const config = (mode: MountMode): WebhookConfig => ({
+  driver: {},
+  webhook: { ...defaultWebhookSettings, mountMode: mode },
+});
+
+/** The answer of `handler` to a fixture's body, as the API server would decode it. */
+async function answer(handler: ReturnType<typeof makeMutateHandler>, body: unknown) {
+  const decoded = decodeReview(structuredClone(body));
+  if (!decoded.ok) return { invalid: decoded.message };
+  const result = await handler(decoded.request);
+  const r = toReviewResponse(decoded.request.uid, result);
+  return { response: { ...r.response, patch: decodePatch(r) } };
+}
+
+const usable = fixtures.filter((fx) => decodeReview(structuredClone(fx.review)).ok);
+const byPlacement = new Map<string, Fixture[]>();
+for (const fx of usable) {
+  const k = `${fx.mode ?? "sidecar"}/${fx.native ?? true}`;
+  byPlacement.set(k, [...(byPlacement.get(k) ?? []), fx]);
+}
+
+t.test(
+  "one handler answers every fixture as a fresh handler does, forwards, backwards and twice",
+  async (t) => {
+    t.ok(usable.length >= 60, `${usable.length} fixtures`);
+    for (const [k, list] of byPlacement) {
+      const [mode, native] = k.split("/") as [MountMode, string];
+      const deps = () => ({ lookup: new MemoryLookup(structuredClone(cluster)), config: config(mode) });
+      const fresh = new Map<string, unknown>();
+      for (const fx of list)
+        fresh.set(
+          fx.name,
+          await answer(makeMutateHandler({ ...deps(), native: native === "true" }), fx.review),
+        );
+      const shared = makeMutateHandler({ ...deps(), native: native === "true" });
+      const order = [...list, ...[...list].reverse(), ...list];
+      let patchedCount = 0;
+      for (const fx of order) {
+        const got = await answer(shared, fx.review);
+        if ((got as Obj).response?.patch) patchedCount++;
+        t.same(got, fresh.get(fx.name), `${k} ${fx.name}`);
+      }
+      if (mode === "sidecar") t.ok(patchedCount > 10, `${k}: ${patchedCount} patched answers compared`);
+    }
+  },
+);
+
+t.test("memoized sidecars are built once per settings and names", async (t) => {
+  let builds = 0;
+  const build = (...a: Parameters<typeof buildSidecarContainer>) => {
+    builds++;
+    return buildSidecarContainer(...a);
+  };
+  const lookup = new MemoryLookup(structuredClone(cluster));
+  const handler = makeMutateHandler({ lookup, config: config("sidecar"), native: true, build });
+  const list = byPlacement.get("sidecar/true") ?? [];
+  const first: Awaited<ReturnType<typeof answer>>[] = [];
+  for (const fx of list) first.push(await answer(handler, fx.review));
+  const once = builds;
+  t.ok(once > 0, `${once} sidecars built`);
+  for (const [i, fx] of list.entries()) t.same(await answer(handler, fx.review), first[i], fx.name);
+  // Per-pod resource annotations make per-pod settings: those pods are built each time.
+  const annotated = list.filter((fx, i) => {
+    const annotations = (fx.review as Obj).request?.object?.metadata?.annotations ?? {};
+    return (
+      (first[i] as Obj).response?.patch &&
+      Object.keys(annotations).some((k) => k.startsWith("juicefs.com/sidecar-"))
+    );
+  });
+  t.ok(annotated.length > 0, `${annotated.length} fixtures with sidecar resource annotations`);
+  t.equal(builds - once, annotated.length, "the second pass builds only for those");
+});
+
+t.test("a changed Secret, PV, StorageClass or PVC reaches the next review", async (t) => {
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  const objects: Obj[] = [
+    {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: "apps", labels: { "juicefs.com/enable-injection": "true" } },
+    },
+    {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "jfs", namespace: "apps" },
+      data: {
+        name: b64("myjfs"),
+        metaurl: b64("redis://redis:6379/1"),
+        storage: b64("s3"),
+        bucket: b64("https://one.s3.amazonaws.com"),
+      },
+    },
+    {
+      apiVersion: "storage.k8s.io/v1",
+      kind: "StorageClass",
+      metadata: { name: "jfs-sc" },
+      provisioner: "csi.juicefs.com",
+      mountOptions: ["cache-size=100"],
+    },
+    {
+      apiVersion: "v1",
+      kind: "PersistentVolume",
+      metadata: { name: "pv-1" },
+      spec: {
+        storageClassName: "jfs-sc",
+        accessModes: ["ReadWriteMany"],
+        capacity: { storage: "1Gi" },
+        mountOptions: ["buffer-size=100"],
+        csi: {
+          driver: "csi.juicefs.com",
+          volumeHandle: "pv-1",
+          nodePublishSecretRef: { name: "jfs", namespace: "apps" },
+        },
+      },
+    },
+    {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: "data", namespace: "apps" },
+      spec: { volumeName: "pv-1", storageClassName: "jfs-sc" },
+    },
+  ];
+  const lookup = new MemoryLookup(objects);
+  const handler = makeMutateHandler({ lookup, config: config("sidecar"), native: true });
+  const review = () =>
+    podReview(
+      pod(
+        {
+          containers: [{ name: "app", image: "busybox", volumeMounts: [{ name: "d", mountPath: "/d" }] }],
+          volumes: [{ name: "d", persistentVolumeClaim: { claimName: "data" } }],
+        },
+        { name: "p", namespace: "apps" },
+      ),
+    );
+  const sidecar = async () => {
+    const a = (await answer(handler, review())) as Obj;
+    t.equal(a.response.allowed, true, a.response.status?.message ?? "allowed");
+    const op = (a.response.patch as Obj[]).find((o) => o.path === "/spec/initContainers");
+    return op?.value[0] as Obj;
+  };
+  // Informers and the Secret cache replace objects: so does this test (a new object each time).
+  const replace = (i: number, edit: (o: Obj) => void) => {
+    const o = structuredClone(objects[i]!);
+    edit(o);
+    objects[i] = o;
+    lookup.add(o);
+  };
+
+  const first = await sidecar();
+  t.ok(first.args.includes("--bucket=$(JFS_BUCKET)"));
+  t.ok(first.args.includes("--cache-size=100") && first.args.includes("--buffer-size=100"));
+  t.same(await sidecar(), first, "unchanged objects: the same sidecar");
+
+  replace(1, (s) => {
+    s.data["access-key"] = b64("AKIA");
+    s.data["secret-key"] = b64("secret");
+  });
+  const withKeys = await sidecar();
+  t.ok(
+    withKeys.env.some((e: Obj) => e.valueFrom?.secretKeyRef?.key === "access-key"),
+    "new Secret keys are referenced",
+  );
+
+  replace(3, (pv) => {
+    pv.spec.mountOptions = ["buffer-size=200"];
+  });
+  t.ok((await sidecar()).args.includes("--buffer-size=200"), "new PV mount options");
+
+  replace(2, (sc) => {
+    sc.mountOptions = ["cache-size=300"];
+  });
+  t.ok((await sidecar()).args.includes("--cache-size=300"), "new StorageClass mount options");
+
+  replace(4, (pvc) => {
+    pvc.metadata.annotations = { "juicefs/mount-memory-limit": "2Gi" };
+  });
+  t.equal((await sidecar()).resources.limits.memory, "2Gi", "new PVC annotations");
+
+  replace(1, (s) => {
+    s.data.metaurl = b64("");
+  });
+  const broken = (await answer(handler, review())) as Obj;
+  t.equal(broken.response.allowed, false, "a Secret broken later refuses the next pod");
+  t.match(broken.response.status.message, /metaurl/);
+});
