@@ -156,14 +156,17 @@ export function createWebhookMetrics(registry: Registry, stats?: () => LookupSta
       },
     });
   }
-  // Pre-create the common series so dashboards see zeros rather than gaps; keep them for the hot path.
-  const bound = new Map<string, Series>();
-  for (const route of ["mutate", "validate"])
-    for (const outcome of ["allowed", "patched", "denied", "invalid", "failed"])
-      bound.set(`${route}|${outcome}`, requests.seriesFor(route, outcome));
+  // Pre-create the common series so dashboards see zeros rather than gaps; keep them for the hot path
+  // in plain objects (no key string to build and hash per review).
+  const outcomes: Outcome[] = ["allowed", "patched", "denied", "invalid", "failed"];
+  const bound: Record<string, Record<string, Series>> = Object.create(null);
+  for (const route of ["mutate", "validate"]) {
+    bound[route] = Object.create(null);
+    for (const outcome of outcomes) bound[route]![outcome] = requests.seriesFor(route, outcome);
+  }
   return {
     observe(route, outcome, seconds) {
-      const s = bound.get(`${route}|${outcome}`) ?? requests.seriesFor(route, outcome);
+      const s = bound[route]?.[outcome] ?? requests.seriesFor(route, outcome);
       requests.observe(s, seconds);
     },
     failure(route, kind) {

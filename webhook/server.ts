@@ -85,12 +85,16 @@ export async function buildServer(opts: ServerOptions): Promise<WebhookServer> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string", bodyLimit }, (_req, body, done) => {
     const text = body as string;
-    if (text.length === 0 || text.trim() === "") return done(null, undefined);
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(text));
+      parsed = JSON.parse(text);
     } catch (err) {
-      done(badRequest(`request body is not JSON: ${(err as Error).message}`), undefined);
+      // Blank bodies are answered by decodeReview ("request body is empty"); checked only here, so
+      // a valid review is not scanned twice.
+      if (text.trim() === "") return done(null, undefined);
+      return done(badRequest(`request body is not JSON: ${(err as Error).message}`), undefined);
     }
+    done(null, parsed);
   });
 
   app.setErrorHandler((err: { statusCode?: number; message?: string; code?: string }, req, reply) => {

@@ -4,10 +4,13 @@
 // only talks to 127.0.0.1 and is bounded in requests and time.
 //
 //   fixed rate   500 reviews/s (open loop, see fixedRate): p50/p99 latency
-//   max rate     closed loop with a fixed number of connections: throughput
+//   max rate     closed loop with a fixed number of connections: throughput; the fast path's ratio to
+//                the baseline is taken per round (the two measured next to each other), median over rounds
 //   RSS          the server process's own resident memory (process.memoryUsage() in that process),
 //                peak of samples taken every 100 ms under load
-// Both run in alternating rounds over the baseline, the fast path and injection.
+// Both run in alternating rounds over the baseline, the fast path and injection, after a warm-up that
+// is not measured (steady state: JIT done, Secret read, keep-alive connections open and reused, as
+// the API server reuses its connections).
 //
 // Targets (issue 6): injection p99 <= 5 ms at 500/s; fast path (pod without JuiceFS volumes) >= 80 % of
 // the baseline's throughput; RSS <= 120 MB. Exit code 1 when a target is missed.
@@ -278,6 +281,11 @@ interface Server {
   port: number;
   /** Memory at the highest RSS sample. */
   peak: Mem;
+  /**
+   * Keep-alive connections, opened once and reused by every round, as the API server reuses its
+   * connections: a round measures reviews, not TLS handshakes and first requests on new sockets.
+   */
+  conns: Connection[];
 }
 
 async function startServer(
@@ -303,7 +311,12 @@ async function startServer(
     child.once("message", (m) => resolve((m as { port: number }).port));
     child.once("exit", (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
-  const s: Server = { child, port, peak: { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, file: 0 } };
+  const s: Server = {
+    child,
+    port,
+    peak: { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, file: 0 },
+    conns: [],
+  };
   child.on("message", (m) => {
     const mem = (m as { mem?: Mem }).mem;
     if (mem && mem.rss > s.peak.rss) s.peak = mem;
@@ -340,6 +353,7 @@ function pinning(): { server: string; client: string } | null {
 }
 
 async function stopServer(s: Server): Promise<void> {
+  for (const c of s.conns) c.close();
   s.child.send("exit");
   await new Promise((r) => s.child.once("exit", r));
 }
@@ -396,10 +410,11 @@ class Connection {
   }
 }
 
-async function pool(port: number, ca: string, n: number): Promise<Connection[]> {
-  const conns = Array.from({ length: n }, () => new Connection(port, ca));
-  await Promise.all(conns.map((c) => c.ready));
-  return conns;
+/** The server's first `n` keep-alive connections (opened on first use, then reused). */
+async function pool(s: Server, ca: string, n: number): Promise<Connection[]> {
+  while (s.conns.length < n) s.conns.push(new Connection(s.port, ca));
+  await Promise.all(s.conns.map((c) => c.ready));
+  return s.conns.slice(0, n);
 }
 
 const quantile = (sorted: number[], q: number) =>
@@ -429,8 +444,7 @@ async function fixedRate(
   rate: number,
   seconds: number,
 ): Promise<FixedRun> {
-  const idle = await pool(s.port, ca, 32);
-  const conns = [...idle];
+  const idle = await pool(s, ca, 32);
   const total = Math.round(rate * seconds);
   const latencies: number[] = [];
   const lags: number[] = [];
@@ -477,7 +491,6 @@ async function fixedRate(
   await all;
   const elapsed = (performance.now() - t0) / 1000;
   clearInterval(sampler);
-  for (const c of conns) c.close();
   return { latencies, lags, requests: total, seconds: elapsed, errors };
 }
 
@@ -504,7 +517,7 @@ async function maxRate(
   seconds: number,
   cap = 400_000,
 ) {
-  const conns = await pool(s.port, ca, connections);
+  const conns = await pool(s, ca, connections);
   let n = 0;
   let errors = 0;
   const cpu0 = await serverCpu(s);
@@ -526,7 +539,6 @@ async function maxRate(
   const elapsed = (performance.now() - t0) / 1000;
   clearInterval(sampler);
   const cpu = (await serverCpu(s)) - cpu0;
-  for (const c of conns) c.close();
   return { rps: n / elapsed, errors, requests: n, cpuMicros: cpu };
 }
 
@@ -597,8 +609,8 @@ async function runBenchmark(): Promise<void> {
   const inject = reviewTemplate(true);
   const fast = reviewTemplate(false);
   const rate = 500;
-  const fixedSeconds = Number(process.env.BENCH_FIXED_SECONDS ?? 4);
-  const maxSeconds = Number(process.env.BENCH_MAX_SECONDS ?? 5);
+  const fixedSeconds = Number(process.env.BENCH_FIXED_SECONDS ?? 6);
+  const maxSeconds = Number(process.env.BENCH_MAX_SECONDS ?? 8);
   const connections = 16;
   console.log(
     `webhook benchmark: HTTPS keep-alive HTTP/1.1, review bodies ${inject.join("").length} B (inject) / ${fast.join("").length} B (fast path)`,
@@ -637,14 +649,21 @@ async function runBenchmark(): Promise<void> {
     }
     const baseline = await startServer("baseline", certFile, keyFile);
     const webhook = await startServer("webhook", certFile, keyFile, { KUBECONFIG: api.kubeconfig });
-    await maxRate(baseline, ca, fast, connections, 1); // warm-up (JIT)
-    await maxRate(webhook, ca, inject, connections, 1); // warm-up (JIT, the Secret's first read)
-    await maxRate(webhook, ca, fast, connections, 1);
+    // Warm-up, not measured: a webhook serves for days, so what counts is its steady state (code
+    // optimised by the JIT, the Secret read once, connections open). Both servers get the same.
+    for (const [s, body] of [
+      [baseline, fast],
+      [webhook, inject],
+      [webhook, fast],
+    ] as const) {
+      await maxRate(s, ca, body, connections, 2);
+      await fixedRate(s, ca, body, rate, 1);
+    }
     api.markReady();
 
     // Fixed rate and max rate alike run in alternating rounds, so a burst of other work on the
     // machine does not land on one side only; fixed-rate latencies are pooled over the rounds.
-    const rounds = 4;
+    const rounds = 6;
     const fixed: Record<"b" | "f" | "i", FixedRun[]> = { b: [], f: [], i: [] };
     for (let r = 0; r < rounds; r++) {
       fixed.b.push(await fixedRate(baseline, ca, fast, rate, fixedSeconds / rounds));
@@ -655,10 +674,17 @@ async function runBenchmark(): Promise<void> {
     const fFixed = pooled(fixed.f);
     const iFixed = pooled(fixed.i);
     const runs: Record<"b" | "f" | "i", Awaited<ReturnType<typeof maxRate>>[]> = { b: [], f: [], i: [] };
-    for (let r = 0; r < rounds; r++) {
-      runs.b.push(await maxRate(baseline, ca, fast, connections, maxSeconds / rounds));
-      runs.f.push(await maxRate(webhook, ca, fast, connections, maxSeconds / rounds));
-      runs.i.push(await maxRate(webhook, ca, inject, connections, maxSeconds / rounds));
+    const maxRounds = rounds + 2;
+    for (let r = 0; r < maxRounds; r++) {
+      // The order flips every round, so a drift of the machine's load favours neither side.
+      const order: ["b" | "f" | "i", Server, [string, string]][] = [
+        ["b", baseline, fast],
+        ["f", webhook, fast],
+        ["i", webhook, inject],
+      ];
+      if (r % 2 === 1) order.reverse();
+      for (const [k, s, body] of order)
+        runs[k].push(await maxRate(s, ca, body, connections, maxSeconds / maxRounds));
     }
     const median = (xs: Awaited<ReturnType<typeof maxRate>>[]) => {
       const sorted = [...xs].sort((a, b) => a.rps - b.rps);
@@ -686,13 +712,16 @@ async function runBenchmark(): Promise<void> {
     row("baseline (bare https)", bFixed, bMax, baseline.peak);
     row("webhook fast path", fFixed, fMax, webhook.peak);
     row("webhook injection", iFixed, iMax, webhook.peak);
-    const ratio = fMax.rps / bMax.rps;
+    // Throughput ratio per round (the fast path and the baseline measured next to each other), then
+    // the median over rounds: a burst of other work on the machine skews one round, not the result.
+    const ratios = runs.f.map((f, r) => f.rps / runs.b[r]!.rps).sort((a, b) => a - b);
+    const ratio = (ratios[Math.floor((ratios.length - 1) / 2)]! + ratios[Math.floor(ratios.length / 2)]!) / 2;
     const checks: [string, boolean, string][] = [
       ["injection p99 <= 5 ms at 500/s", iFixed.p99 <= 5, `${iFixed.p99.toFixed(2)} ms`],
       [
         "fast path >= 80 % of baseline throughput",
         ratio >= 0.8,
-        `${(ratio * 100).toFixed(0)} % (server CPU per review: baseline/fast path ${((bMax.cpuPerReview / fMax.cpuPerReview) * 100).toFixed(0)} %)`,
+        `${(ratio * 100).toFixed(0)} % (median of ${ratios.length} paired rounds, ${(ratios[0]! * 100).toFixed(0)}-${(ratios.at(-1)! * 100).toFixed(0)} %; server CPU per review: baseline/fast path ${((bMax.cpuPerReview / fMax.cpuPerReview) * 100).toFixed(0)} %)`,
       ],
       [
         "RSS <= 120 MB under load",
