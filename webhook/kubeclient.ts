@@ -389,6 +389,8 @@ export class Informer<T extends KObj> implements ObjectStore<T> {
           this.path,
           rv,
           (type, obj) => {
+            // A change is a new object, never an edit of the stored one: the mutate handler
+            // remembers settings by object identity (resolve.ts SettingsMemo; test/webhook/kube.test.ts).
             if (type === "ADDED" || type === "MODIFIED") this.objects.set(keyOf(obj), slim(obj as T));
             else if (type === "DELETED") this.objects.delete(keyOf(obj));
           },

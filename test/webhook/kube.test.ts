@@ -81,8 +81,9 @@ async function make(
   file: string,
   liveReadTimeoutMs: number,
   watchNamespaces: boolean,
+  secretRefreshMs = 60_000,
 ) {
-  const opts = { liveReadTimeoutMs, secretRefreshMs: 60_000, secretEvictMs: 600_000, watchNamespaces };
+  const opts = { liveReadTimeoutMs, secretRefreshMs, secretEvictMs: 600_000, watchNamespaces };
   if (impl === "builtin") return leanCluster(await accessFromKubeconfig(file), opts);
   return { ...createKubeLookup(kc, opts), version: () => serverVersion(kc, 1000) };
 }
@@ -175,6 +176,65 @@ for (const impl of impls)
     });
     await t.rejects(kube.lookup.secret("default", "juicefs-secret"), LookupError);
     t.match((await kube.version()).minor, "31");
+  });
+
+// The mutate handler remembers settings per PVC/PV/StorageClass/Secret object (webhook/resolve.ts
+// SettingsMemo). That is only right if these caches replace an object when it changes: checked here
+// against the real informers of both implementations, through the real server.
+for (const impl of impls)
+  t.test(`${impl}: a changed PV, PVC or Secret reaches the next review`, async (t) => {
+    const { core, kc, file } = await setup(t);
+    const certs = await serverCerts();
+    const files = writeCerts(certs);
+    const serve = async (secretRefreshMs: number) => {
+      const handle = await startWebhook({
+        port: 0,
+        host: "127.0.0.1",
+        ...files,
+        config: { driver: {}, webhook: { ...defaultWebhookSettings, nativeSidecar: true } },
+        log: createLogger({ level: "silent" }),
+        cluster: await make(impl, kc, file, 500, true, secretRefreshMs),
+      });
+      t.teardown(() => handle.close());
+      await eventually(
+        "ready",
+        async () => (await h1Request(handle.port, certs.ca, "GET", "/readyz")).status === 200,
+      );
+      const body = JSON.stringify(fixtures.find((f) => f.name === "dynamic-pvc")!.review);
+      return async () => {
+        const r = await h1Request(handle.port, certs.ca, "POST", "/mutate-pod", body);
+        const ops = decodePatch(r.json as AdmissionReviewResponse) ?? [];
+        const op = ops.find((o) => o.path === "/spec/initContainers") as { value?: k8s.V1Container[] };
+        return op?.value?.[0];
+      };
+    };
+
+    // The Secret stays the same object here (refreshed once a minute), so only the informers'
+    // replacement of the PV and the PVC can make the next review see the change.
+    const sidecar = await serve(60_000);
+    t.ok((await sidecar())?.args?.includes("--cache-size=2048"), "the PV's mount options");
+    const pv = await core.readPersistentVolume({ name: "pvc-dyn-0001" });
+    pv.spec!.mountOptions = ["cache-size=8192"];
+    await core.replacePersistentVolume({ name: "pvc-dyn-0001", body: pv });
+    await eventually("new PV mount options", async () =>
+      (await sidecar())?.args?.includes("--cache-size=8192"),
+    );
+    const pvc = await core.readNamespacedPersistentVolumeClaim({ name: "dyn", namespace: "default" });
+    pvc.metadata!.annotations = { ...pvc.metadata!.annotations, "juicefs/mount-memory-limit": "4Gi" };
+    await core.replaceNamespacedPersistentVolumeClaim({ name: "dyn", namespace: "default", body: pvc });
+    await eventually(
+      "new PVC annotations",
+      async () => (await sidecar())?.resources?.limits?.memory === "4Gi",
+    );
+
+    // Secrets are re-read in the background; with a refresh on every use the change shows at once.
+    const refreshing = await serve(0);
+    const secret = await core.readNamespacedSecret({ name: "juicefs-secret", namespace: "default" });
+    secret.data = { ...secret.data, envs: Buffer.from('{"JFS_TEST_ENV": "one"}').toString("base64") };
+    await core.replaceNamespacedSecret({ name: "juicefs-secret", namespace: "default", body: secret });
+    await eventually("new Secret envs", async () =>
+      (await refreshing())?.env?.some((e) => e.name === "JFS_TEST_ENV" && e.value === "one"),
+    );
   });
 
 t.test("the webhook process from a kubeconfig: ready after sync, no API call per review", async (t) => {

@@ -8,8 +8,8 @@ import { decodeReview, toReviewResponse } from "../../webhook/admission.ts";
 import { defaultWebhookSettings, type MountMode, type WebhookConfig } from "../../webhook/config.ts";
 import { MemoryLookup } from "../../webhook/lookup.ts";
 import { makeMutateHandler } from "../../webhook/mutate.ts";
-import { cluster, type Fixture, fixtures, pod } from "./fixtures.ts";
-import { decodePatch, podReview } from "./helpers.ts";
+import { cluster, type Fixture, fixtures } from "./fixtures.ts";
+import { decodePatch } from "./helpers.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: test code walks decoded JSON freely
 type Obj = Record<string, any>;
@@ -88,74 +88,23 @@ t.test("memoized sidecars are built once per settings and names", async (t) => {
 });
 
 t.test("a changed Secret, PV, StorageClass or PVC reaches the next review", async (t) => {
-  const b64 = (s: string) => Buffer.from(s).toString("base64");
-  const objects: Obj[] = [
-    {
-      apiVersion: "v1",
-      kind: "Namespace",
-      metadata: { name: "apps", labels: { "juicefs.com/enable-injection": "true" } },
-    },
-    {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: "jfs", namespace: "apps" },
-      data: {
-        name: b64("myjfs"),
-        metaurl: b64("redis://redis:6379/1"),
-        storage: b64("s3"),
-        bucket: b64("https://one.s3.amazonaws.com"),
-      },
-    },
-    {
-      apiVersion: "storage.k8s.io/v1",
-      kind: "StorageClass",
-      metadata: { name: "jfs-sc" },
-      provisioner: "csi.juicefs.com",
-      mountOptions: ["cache-size=100"],
-    },
-    {
-      apiVersion: "v1",
-      kind: "PersistentVolume",
-      metadata: { name: "pv-1" },
-      spec: {
-        storageClassName: "jfs-sc",
-        accessModes: ["ReadWriteMany"],
-        capacity: { storage: "1Gi" },
-        mountOptions: ["buffer-size=100"],
-        csi: {
-          driver: "csi.juicefs.com",
-          volumeHandle: "pv-1",
-          nodePublishSecretRef: { name: "jfs", namespace: "apps" },
-        },
-      },
-    },
-    {
-      apiVersion: "v1",
-      kind: "PersistentVolumeClaim",
-      metadata: { name: "data", namespace: "apps" },
-      spec: { volumeName: "pv-1", storageClassName: "jfs-sc" },
-    },
-  ];
+  const b64 = (v: string) => Buffer.from(v).toString("base64");
+  // The fixture cluster; the "dynamic-pvc" pod uses PVC default/dyn → PV pvc-dyn-0001, StorageClass
+  // juicefs-sc and Secret default/juicefs-secret.
+  const objects = structuredClone(cluster) as Obj[];
   const lookup = new MemoryLookup(objects);
   const handler = makeMutateHandler({ lookup, config: config("sidecar"), native: true });
-  const review = () =>
-    podReview(
-      pod(
-        {
-          containers: [{ name: "app", image: "busybox", volumeMounts: [{ name: "d", mountPath: "/d" }] }],
-          volumes: [{ name: "d", persistentVolumeClaim: { claimName: "data" } }],
-        },
-        { name: "p", namespace: "apps" },
-      ),
-    );
+  const review = fixtures.find((fx) => fx.name === "dynamic-pvc")!.review;
   const sidecar = async () => {
-    const a = (await answer(handler, review())) as Obj;
+    const a = (await answer(handler, review)) as Obj;
     t.equal(a.response.allowed, true, a.response.status?.message ?? "allowed");
     const op = (a.response.patch as Obj[]).find((o) => o.path === "/spec/initContainers");
     return op?.value[0] as Obj;
   };
-  // Informers and the Secret cache replace objects: so does this test (a new object each time).
-  const replace = (i: number, edit: (o: Obj) => void) => {
+  // Informers and the Secret cache replace objects (test/webhook/kube.test.ts checks both
+  // implementations): so does this test, with a new object each time.
+  const replace = (kind: string, name: string, edit: (o: Obj) => void) => {
+    const i = objects.findIndex((o) => o.kind === kind && o.metadata.name === name);
     const o = structuredClone(objects[i]!);
     edit(o);
     objects[i] = o;
@@ -163,39 +112,37 @@ t.test("a changed Secret, PV, StorageClass or PVC reaches the next review", asyn
   };
 
   const first = await sidecar();
-  t.ok(first.args.includes("--bucket=$(JFS_BUCKET)"));
-  t.ok(first.args.includes("--cache-size=100") && first.args.includes("--buffer-size=100"));
+  t.ok(first.args.includes("--cache-size=2048"));
+  t.notOk(first.env.some((e: Obj) => e.name === "JFS_TEST_ENV"));
   t.same(await sidecar(), first, "unchanged objects: the same sidecar");
 
-  replace(1, (s) => {
-    s.data["access-key"] = b64("AKIA");
-    s.data["secret-key"] = b64("secret");
+  replace("Secret", "juicefs-secret", (s) => {
+    s.data.envs = b64('{"JFS_TEST_ENV": "one"}');
   });
-  const withKeys = await sidecar();
   t.ok(
-    withKeys.env.some((e: Obj) => e.valueFrom?.secretKeyRef?.key === "access-key"),
-    "new Secret keys are referenced",
+    (await sidecar()).env.some((e: Obj) => e.name === "JFS_TEST_ENV" && e.value === "one"),
+    "new Secret envs",
   );
 
-  replace(3, (pv) => {
-    pv.spec.mountOptions = ["buffer-size=200"];
+  replace("PersistentVolume", "pvc-dyn-0001", (pv) => {
+    pv.spec.mountOptions = ["cache-size=8192"];
   });
-  t.ok((await sidecar()).args.includes("--buffer-size=200"), "new PV mount options");
+  t.ok((await sidecar()).args.includes("--cache-size=8192"), "new PV mount options");
 
-  replace(2, (sc) => {
-    sc.mountOptions = ["cache-size=300"];
+  replace("StorageClass", "juicefs-sc", (sc) => {
+    sc.parameters["juicefs/mount-memory-request"] = "2Gi";
   });
-  t.ok((await sidecar()).args.includes("--cache-size=300"), "new StorageClass mount options");
+  t.equal((await sidecar()).resources.requests.memory, "2Gi", "new StorageClass parameters");
 
-  replace(4, (pvc) => {
-    pvc.metadata.annotations = { "juicefs/mount-memory-limit": "2Gi" };
+  replace("PersistentVolumeClaim", "dyn", (pvc) => {
+    pvc.metadata.annotations = { "juicefs/mount-memory-limit": "4Gi" };
   });
-  t.equal((await sidecar()).resources.limits.memory, "2Gi", "new PVC annotations");
+  t.equal((await sidecar()).resources.limits.memory, "4Gi", "new PVC annotations");
 
-  replace(1, (s) => {
+  replace("Secret", "juicefs-secret", (s) => {
     s.data.metaurl = b64("");
   });
-  const broken = (await answer(handler, review())) as Obj;
+  const broken = (await answer(handler, review)) as Obj;
   t.equal(broken.response.allowed, false, "a Secret broken later refuses the next pod");
   t.match(broken.response.status.message, /metaurl/);
 });
