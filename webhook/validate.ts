@@ -48,14 +48,49 @@ const standInSecret = { name: "validation", metaurl: "redis://validation" };
 
 export function makeValidateHandler(deps: ValidateDeps): (req: AdmissionRequest) => Promise<AdmissionResult> {
   return async (req) => {
+    // DELETE and CONNECT are never judged: a refusal there would only keep bad objects alive.
     if (req.operation !== "CREATE" && req.operation !== "UPDATE") return allowed();
+    // Subresources (status, binding, ...) never carry JuiceFS settings.
     if (req.subResource) return allowed();
     const obj = req.object;
     if (!obj) return allowed();
+    // dryRun is not looked at: a dry run must get the answer the real request would get.
     const v = await validateObject(obj, deps, req.namespace);
-    if (v.errors.length > 0) return denied(`JuiceFS: ${v.object}: ${v.errors.join("; ")}`, v.warnings);
-    return allowed(v.warnings);
+    if (v.errors.length === 0) return allowed(v.warnings);
+    // An object being deleted only loses finalizers from here on (the pv-/pvc-protection controllers
+    // remove theirs with an UPDATE): refusing it would leave it Terminating forever.
+    if (isDeleting(obj))
+      return allowed([
+        ...v.warnings,
+        `JuiceFS: ${v.object}: being deleted, so not refused; its settings are invalid: ${v.errors.join("; ")}`,
+      ]);
+    if (req.operation === "UPDATE" && req.oldObject) {
+      // Ratcheting: an UPDATE is refused only for what it introduces or changes. The same object's
+      // old problems (it was created before the webhook, or before a rule existed) stay warnings, so
+      // finalizer removal, binding (claimRef, pv.kubernetes.io/bind-completed), labels and status
+      // updates of such objects keep working.
+      const old = await validateObject(req.oldObject, deps, req.namespace);
+      const before = new Set(old.object === v.object ? old.errors : []);
+      const introduced = v.errors.filter((e) => !before.has(e));
+      const kept = v.errors.filter((e) => before.has(e));
+      const warnings = [
+        ...v.warnings,
+        ...(kept.length > 0
+          ? [
+              `JuiceFS: ${v.object}: allowed because this update does not change these invalid settings; fix them: ${kept.join("; ")}`,
+            ]
+          : []),
+      ];
+      if (introduced.length === 0) return allowed(warnings);
+      return denied(`JuiceFS: ${v.object}: ${introduced.join("; ")}`, warnings);
+    }
+    return denied(`JuiceFS: ${v.object}: ${v.errors.join("; ")}`, v.warnings);
   };
+}
+
+function isDeleting(obj: KubeObject): boolean {
+  const ts = obj.metadata?.deletionTimestamp;
+  return typeof ts === "string" && ts !== "";
 }
 
 /** Validates one object (also used offline by `juicefs-csi validate`). */
@@ -98,7 +133,7 @@ function validateSecret(obj: KubeObject, id: string, ref: { name: string; namesp
     secretRef: ref,
     objectName: id,
   });
-  return { object: id, errors: r.ok ? [] : [formatErrors(r.errors)], warnings: r.warnings };
+  return { object: id, errors: r.ok ? [] : r.errors.map((e) => formatErrors([e])), warnings: r.warnings };
 }
 
 /** Runs parseSettings; with the stand-in Secret, errors about the Secret are not this object's. */
@@ -106,7 +141,8 @@ function check(input: SettingsInput, realSecret: boolean, id: string, extra: str
   const r = parseSettings(input);
   const errs = r.ok ? [] : r.errors.filter((e) => realSecret || !e.field.startsWith("secret."));
   const errors = [...extra];
-  if (errs.length > 0) errors.push(formatErrors(errs));
+  // One entry per problem, so an UPDATE can be judged problem by problem (ratcheting).
+  for (const e of errs) errors.push(formatErrors([e]));
   // Without a secretRef the domain names the Secret "Secret of <object>": those lines are about the stand-in.
   const standIn = `Secret of ${input.objectName}`;
   const warnings = realSecret ? r.warnings : r.warnings.filter((w) => !w.startsWith(standIn));

@@ -113,12 +113,27 @@ t.test("match conditions keep unrelated objects away from the webhook", async (t
   const cel = (n: string) => byName[n]?.matchConditions?.map((c) => c.expression.replace(/\s+/g, " "));
   const usesClaim =
     "has(object.spec.volumes) && object.spec.volumes.exists(v, has(v.persistentVolumeClaim) || has(v.ephemeral))";
-  t.same(cel("mutate-pod.csi.juicefs.com"), [usesClaim]);
-  t.same(cel("validate-pod.csi.juicefs.com"), [usesClaim]);
+  const notDeleting = "!has(object.metadata.deletionTimestamp)";
+  const injected =
+    "(has(object.metadata.labels) && 'done.sidecar.juicefs.com/inject' in object.metadata.labels && object.metadata.labels['done.sidecar.juicefs.com/inject'] == 'true')";
+  t.same(cel("mutate-pod.csi.juicefs.com"), [`(${usesClaim}) || ${injected}`]);
+  t.same(cel("validate-pod.csi.juicefs.com"), [
+    usesClaim,
+    "has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('juicefs.com/sidecar-'))",
+  ]);
   t.same(cel("validate-pv.csi.juicefs.com"), [
     "has(object.spec.csi) && object.spec.csi.driver == 'csi.juicefs.com'",
+    notDeleting,
   ]);
-  t.same(cel("validate-storageclass.csi.juicefs.com"), ["object.provisioner == 'csi.juicefs.com'"]);
+  t.same(cel("validate-storageclass.csi.juicefs.com"), [
+    "has(object.provisioner) && object.provisioner == 'csi.juicefs.com'",
+    notDeleting,
+  ]);
+  t.same(cel("validate-pvc.csi.juicefs.com"), [
+    "has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('juicefs/'))",
+    notDeleting,
+  ]);
+  t.same(cel("validate-secret.csi.juicefs.com"), [notDeleting]);
   t.same(byName["validate-pod.csi.juicefs.com"]?.objectSelector, {
     matchExpressions: [{ key: labels.injectDisable, operator: "NotIn", values: ["true"] }],
   });

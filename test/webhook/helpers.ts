@@ -179,7 +179,16 @@ export interface ReviewOptions {
 
 let uid = 0;
 
-/** An admission.k8s.io/v1 AdmissionReview as the API server sends it. */
+const optionsKind = { CREATE: "CreateOptions", UPDATE: "UpdateOptions", DELETE: "DeleteOptions" } as const;
+
+/**
+ * An admission.k8s.io/v1 AdmissionReview as the API server sends it (k8s.io/apiserver
+ * pkg/admission/plugin/webhook/request/admissionreview.go, CreateV1AdmissionReview): `object` is the
+ * new object (null on DELETE), `oldObject` the stored one (UPDATE and DELETE, else null), `options`
+ * the operation's options (CreateOptions / UpdateOptions / DeleteOptions), `dryRun` always present,
+ * and `name` empty for a CREATE whose object has only generateName (the name is generated after
+ * admission).
+ */
 export function podReview(pod: unknown, o: ReviewOptions = {}) {
   const p = pod as KubeObject | null;
   return {
@@ -199,13 +208,12 @@ export function podReview(pod: unknown, o: ReviewOptions = {}) {
         username: "system:serviceaccount:kube-system:replicaset-controller",
         groups: ["system:serviceaccounts"],
       },
-      object: pod,
-      oldObject: o.oldObject ?? null,
+      object: o.operation === "DELETE" ? null : pod,
+      oldObject: o.operation === "DELETE" ? (o.oldObject ?? pod) : (o.oldObject ?? null),
       dryRun: o.dryRun ?? false,
-      options: {
-        apiVersion: "meta.k8s.io/v1",
-        kind: o.operation === "UPDATE" ? "UpdateOptions" : "CreateOptions",
-      },
+      ...(o.operation === "CONNECT"
+        ? {}
+        : { options: { apiVersion: "meta.k8s.io/v1", kind: optionsKind[o.operation ?? "CREATE"] } }),
     },
   };
 }

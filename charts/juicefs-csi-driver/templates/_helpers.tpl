@@ -184,15 +184,26 @@ matchExpressions:
     values: {{ list .Release.Namespace "kube-system" | uniq | toJson }}
 {{- end -}}
 
-{{/* Pods already injected (done.sidecar...) or opted out (disable.sidecar...) are skipped. */}}
+{{/*
+Pods opted out (disable.sidecar...) are skipped. Pods already injected (done.sidecar...) are not:
+on reinvocation (reinvocationPolicy IfNeeded) the webhook must see containers that later webhooks
+added, and answers without a patch when there are none.
+*/}}
 {{- define "juicefs-csi.injectionObjectSelector" -}}
 matchExpressions:
-  - key: done.sidecar.juicefs.com/inject
-    operator: NotIn
-    values: ["true"]
   - key: disable.sidecar.juicefs.com/inject
     operator: NotIn
     values: ["true"]
+{{- end -}}
+
+{{/*
+A matchCondition of every validating webhook: an object with a deletionTimestamp is never judged
+(only finalizers are removed from it; a refusal would leave it Terminating). The webhook checks the
+same, for API servers that drop matchConditions (feature gate AdmissionWebhookMatchConditions off).
+*/}}
+{{- define "juicefs-csi.notBeingDeleted" -}}
+- name: not-being-deleted
+  expression: "!has(object.metadata.deletionTimestamp)"
 {{- end -}}
 
 {{/* Preferred anti-affinity spreading one component's replicas over nodes. Call with (list $ "controller"). */}}
