@@ -174,6 +174,124 @@ function shortHash(s: string): string {
 
 const isJuiceMount = (m: V1VolumeMount, names: Set<string>) => names.has(m.name);
 
+/**
+ * Pod annotation written at injection: for each JuiceFS volume, the sub-path of the FUSE mount inside
+ * the shared emptyDir and the sidecar serving it. A reinvocation (another webhook added containers
+ * after us) reads it to rewrite the mounts of the new containers the same way.
+ */
+export const injectedVolumesAnnotation = "juicefs.com/injected-volumes";
+
+export interface InjectedVolume {
+  /** subPath prefix of every app mount of the volume (mount point, then the volume's directory). */
+  subPath: string;
+  /** The sidecar container that mounts it. */
+  container: string;
+}
+
+/** One app mount pointed at the volume's directory inside the emptyDir; unchanged if it already is. */
+function intoMount(m: V1VolumeMount, prefix: string): V1VolumeMount {
+  if (m.subPathExpr !== undefined) {
+    const p = escapeEnvRefs(prefix);
+    if (m.subPathExpr === p || m.subPathExpr.startsWith(`${p}/`)) return m;
+    return { ...m, subPathExpr: `${p}/${m.subPathExpr}` };
+  }
+  const sp = m.subPath ?? "";
+  if (sp === prefix || sp.startsWith(`${prefix}/`)) return m;
+  return { ...m, subPath: joinPath(prefix, sp) };
+}
+
+const withPropagation = (m: V1VolumeMount): V1VolumeMount =>
+  m.mountPropagation === undefined ? { ...m, mountPropagation: "HostToContainer" } : m;
+
+/** The injected volumes recorded on the pod that are still what we made (emptyDir + its sidecar). */
+export function injectedVolumes(pod: V1Pod): Map<string, InjectedVolume> {
+  const out = new Map<string, InjectedVolume>();
+  const raw = pod.metadata?.annotations?.[injectedVolumesAnnotation];
+  if (typeof raw !== "string") return out;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw);
+  } catch {
+    return out;
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return out;
+  const spec = pod.spec;
+  const all = [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])];
+  for (const [name, v] of Object.entries(doc as Record<string, unknown>)) {
+    const iv = v as Partial<InjectedVolume> | null;
+    if (typeof iv?.subPath !== "string" || iv.subPath === "" || typeof iv.container !== "string") continue;
+    const vol = spec?.volumes?.find((x) => x.name === name);
+    // Only what this webhook made counts: an emptyDir that the recorded sidecar mounts at its root.
+    const sidecar = all.find((c) => c.name === iv.container);
+    if (
+      !vol?.emptyDir ||
+      !sidecar?.volumeMounts?.some((m) => m.name === name && !m.subPath && !m.subPathExpr)
+    )
+      continue;
+    out.set(name, { subPath: iv.subPath, container: iv.container });
+  }
+  return out;
+}
+
+export type ReinvokeResult = { ok: true; pod: V1Pod; warnings: string[] } | { ok: false; message: string };
+
+/**
+ * A later pass over a pod this webhook injected already (reinvocationPolicy IfNeeded: the API server
+ * calls again after later webhooks changed the pod). Containers those webhooks added get the same
+ * mounts as the first pass gave the others: the volume's sub-path and HostToContainer. Nothing is
+ * added twice; when nothing changed the same pod object is returned (no patch), so the pass
+ * converges. Native sidecars are moved back in front of init containers put before them.
+ */
+export function reinvokePod(pod: V1Pod, native: boolean): ReinvokeResult {
+  const injected = injectedVolumes(pod);
+  if (injected.size === 0) return { ok: true, pod, warnings: [] };
+  const sidecarNames = new Set([...injected.values()].map((v) => v.container));
+  const spec = pod.spec!;
+  const edit = (c: V1Container) =>
+    sidecarNames.has(c.name)
+      ? c
+      : editMounts(c, (m) => {
+          const iv = injected.get(m.name);
+          return iv ? withPropagation(intoMount(m, iv.subPath)) : m;
+        });
+  const init = spec.initContainers?.map(edit);
+  const containers = spec.containers.map(edit);
+  let changed =
+    containers.some((c, i) => c !== spec.containers[i]) ||
+    !!init?.some((c, i) => c !== spec.initContainers![i]);
+  let initOut = init;
+  if (init) {
+    const usesJfs = (c: V1Container) =>
+      !sidecarNames.has(c.name) && (c.volumeMounts ?? []).some((m) => injected.has(m.name));
+    const firstUser = init.findIndex(usesJfs);
+    if (firstUser >= 0) {
+      if (!native) {
+        const c = init[firstUser]!;
+        const used = c.volumeMounts!.find((m) => injected.has(m.name))!;
+        return {
+          ok: false,
+          message: `init container "${c.name}" (added after injection) uses JuiceFS volume "${used.name}", which a classic sidecar cannot serve to init containers; it would see an empty directory`,
+        };
+      }
+      const lastSidecar = init.reduce((acc, c, i) => (sidecarNames.has(c.name) ? i : acc), -1);
+      if (lastSidecar > firstUser) {
+        // An init container put in front of our sidecars would start before the mount is there.
+        initOut = [
+          ...init.filter((c) => sidecarNames.has(c.name)),
+          ...init.filter((c) => !sidecarNames.has(c.name)),
+        ];
+        changed = true;
+      }
+    }
+  }
+  if (!changed) return { ok: true, pod, warnings: [] };
+  return {
+    ok: true,
+    pod: { ...pod, spec: { ...spec, containers, ...(initOut ? { initContainers: initOut } : {}) } },
+    warnings: [],
+  };
+}
+
 /** The container with `edit` applied to each mount; the same object when nothing changed. */
 function editMounts(c: V1Container, edit: (m: V1VolumeMount) => V1VolumeMount): V1Container {
   if (!c.volumeMounts) return c;
@@ -237,6 +355,7 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
   const volumeNames = new Set(volumes.map((v) => v.name));
   const sidecars: V1Container[] = [];
   const extraVolumes: V1Volume[] = [];
+  const recorded: Record<string, InjectedVolume> = Object.fromEntries(injectedVolumes(pod));
 
   for (const claim of claims) {
     if (!claim.settings || !claim.secretName)
@@ -317,6 +436,7 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
     // App mounts see the volume's directory: the mount point inside the emptyDir, then the volume's
     // sub-directory in the file system (Mount Pods bind it; here the kubelet's subPath does).
     const prefix = joinPath(sidecar.subPath, settings.subPath);
+    recorded[volumeName] = { subPath: prefix, container: name };
     const into = (ac: V1Container) =>
       editMounts(ac, (m) => {
         if (m.name !== volumeName) return m;
@@ -333,6 +453,10 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
   out.metadata = {
     ...(pod.metadata ?? {}),
     labels: { ...(pod.metadata?.labels ?? {}), [labels.injectDone]: "true" },
+    annotations: {
+      ...(pod.metadata?.annotations ?? {}),
+      [injectedVolumesAnnotation]: JSON.stringify(recorded),
+    },
   };
   return { ok: true, pod: out, warnings };
 }

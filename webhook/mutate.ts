@@ -9,10 +9,18 @@ import {
   allowed,
   denied,
   errored,
+  type KubeObject,
   patched,
 } from "./admission.ts";
 import type { WebhookConfig } from "./config.ts";
-import { type ClaimPlan, memoizeBuilder, planPod, type SidecarBuilder } from "./inject.ts";
+import {
+  type ClaimPlan,
+  injectedVolumesAnnotation,
+  memoizeBuilder,
+  planPod,
+  reinvokePod,
+  type SidecarBuilder,
+} from "./inject.ts";
 import type { ClusterLookup } from "./lookup.ts";
 import type { Handler } from "./policy.ts";
 import { claimVolumes, resolveVolume, SettingsMemo } from "./resolve.ts";
@@ -36,7 +44,7 @@ export function makeMutateHandler(deps: MutateDeps): Handler {
     build: memoizeBuilder(deps.build ?? buildSidecarContainer),
   };
   const handler: Handler = (req) => mutatePod(req, memoized);
-  handler.quick = quickDecision;
+  handler.quick = (req) => quickDecision(req, deps.native);
   return handler;
 }
 
@@ -44,9 +52,11 @@ const allowedPlain: AdmissionResult = { allowed: true };
 
 /**
  * Everything that can be decided from the request alone: operations and kinds that are not new pods,
- * pods without claims, pods already injected or opted out. undefined: the pod needs the full path.
+ * pods without claims, pods opted out, and reinvocations of pods already injected that have no claim
+ * left (their new containers' mounts are rewritten without any lookup). undefined: the pod needs the
+ * full path.
  */
-export function quickDecision(req: AdmissionRequest): AdmissionResult | undefined {
+export function quickDecision(req: AdmissionRequest, native = true): AdmissionResult | undefined {
   // Only new pods are mutated; UPDATE/DELETE/CONNECT and subresources (binding, eviction, ...) pass.
   if (req.operation !== "CREATE" || req.subResource) return allowedPlain;
   if (req.kind.kind !== "Pod" || (req.kind.group ?? "") !== "")
@@ -58,11 +68,33 @@ export function quickDecision(req: AdmissionRequest): AdmissionResult | undefine
   if (!pod) return errored(400, "request.object is missing: a CREATE review carries the new pod");
   if (pod.kind !== undefined && pod.kind !== "Pod")
     return errored(400, `request.object.kind is ${JSON.stringify(pod.kind)}: expected "Pod"`);
-  if (!hasClaim(pod)) return allowedPlain;
   const podLabels = pod.metadata?.labels;
-  if (podLabels?.[labels.injectDone] === "true" || podLabels?.[labels.injectDisable] === "true")
-    return allowedPlain;
+  if (podLabels?.[labels.injectDisable] === "true") return allowedPlain;
+  const claim = hasClaim(pod);
+  if (podLabels?.[labels.injectDone] === "true") {
+    // The reference driver's contract: the done label alone means "skip". Only a pod that carries
+    // our record of the injection is looked at again (reinvocation).
+    if (typeof pod.metadata?.annotations?.[injectedVolumesAnnotation] !== "string") return allowedPlain;
+    if (!claim) return reinvocation(req, pod, native);
+  }
+  if (!claim) return allowedPlain;
   return undefined;
+}
+
+/**
+ * An injected pod seen again (reinvocation after later webhooks, or a copy of an injected pod): no
+ * lookup is needed, only the mounts of containers added since. No patch when there is nothing new.
+ */
+function reinvocation(req: AdmissionRequest, pod: KubeObject, native: boolean): AdmissionResult {
+  const shapeError = checkPodShape(pod);
+  if (shapeError) return errored(400, `request.object is not a valid Pod: ${shapeError}`);
+  const r = reinvokePod(pod as unknown as V1Pod, native);
+  if (!r.ok)
+    return denied(
+      `JuiceFS: pod ${podName(pod, req.namespace || pod.metadata?.namespace || "")}: ${r.message}`,
+    );
+  if (r.pod === (pod as unknown)) return allowedPlain;
+  return patched(pod, r.pod, r.warnings);
 }
 
 /** Any persistentVolumeClaim or ephemeral volume (no allocation: this runs for every pod). */
@@ -77,14 +109,23 @@ function hasClaim(pod: Record<string, unknown>): boolean {
 }
 
 export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promise<AdmissionResult> {
-  const quick = quickDecision(req);
+  const quick = quickDecision(req, deps.native);
   if (quick) return quick;
-  const pod = req.object!;
-  const refs = claimVolumes(pod);
+  const original = req.object!;
+  const refs = claimVolumes(original);
   if (refs.length === 0) return allowed();
 
-  const shapeError = checkPodShape(pod);
+  const shapeError = checkPodShape(original);
   if (shapeError) return errored(400, `request.object is not a valid Pod: ${shapeError}`);
+  // An injected pod that still has claims (a later webhook added one, or other drivers' claims):
+  // first the containers added since injection, then the new claims on top.
+  let pod = original;
+  const again = original.metadata?.labels?.[labels.injectDone] === "true";
+  if (again) {
+    const r = reinvokePod(original as unknown as V1Pod, deps.native);
+    if (!r.ok) return denied(`JuiceFS: pod ${podName(original, req.namespace || "")}: ${r.message}`);
+    pod = r.pod as unknown as KubeObject;
+  }
   const namespace = req.namespace || pod.metadata?.namespace;
   if (!namespace) return errored(400, "request.namespace is missing: pods are namespaced");
 
@@ -123,7 +164,7 @@ export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promis
   }
   const who = podName(pod, namespace);
   if (problems.length > 0) return denied(`JuiceFS: pod ${who}: ${problems.join("; ")}`, warnings);
-  if (claims.length === 0) return allowed(warnings);
+  if (claims.length === 0) return patched(original, pod, warnings);
 
   const plan = planPod(pod as unknown as V1Pod, claims, {
     mode: webhook.mountMode,
@@ -131,7 +172,7 @@ export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promis
     ...(deps.build ? { build: deps.build } : {}),
   });
   if (!plan.ok) return denied(`JuiceFS: pod ${who}: ${plan.message}`, warnings);
-  return patched(pod, plan.pod, [...warnings, ...plan.warnings]);
+  return patched(original, plan.pod, [...warnings, ...plan.warnings]);
 }
 
 function podName(pod: { metadata?: { name?: string; generateName?: string } }, ns: string): string {

@@ -10,6 +10,7 @@ import { labels } from "../../driver/juicefs/index.ts";
 import { projectRoot } from "../../lib/paths.ts";
 import type { AdmissionReviewResponse } from "../../webhook/admission.ts";
 import type { MountMode } from "../../webhook/config.ts";
+import { injectedVolumesAnnotation } from "../../webhook/inject.ts";
 import type { WebhookServer } from "../../webhook/server.ts";
 import { cluster, type Fixture, fixtures } from "./fixtures.ts";
 import { applyPatch, decodePatch, podReview, serverCerts, testServer, validatePod } from "./helpers.ts";
@@ -57,17 +58,34 @@ function checkInvariants(t: Tap, fx: Fixture, original: Obj, mutated: Obj) {
   t.equal(new Set(names).size, names.length, "container names are unique");
   const vnames = (spec.volumes ?? []).map((v: Obj) => v.name);
   t.equal(new Set(vnames).size, vnames.length, "volume names are unique");
-  // No mutation touches anything but spec and metadata.labels.
+  // No mutation touches anything but spec, metadata.labels and our record of the injection.
   t.same(
     { ...mutated, spec: undefined, metadata: undefined },
     { ...original, spec: undefined, metadata: undefined },
     "only spec and metadata change",
   );
+  const { [injectedVolumesAnnotation]: record, ...otherAnnotations } = mutated.metadata.annotations ?? {};
   t.same(
-    { ...mutated.metadata, labels: undefined },
-    { ...original.metadata, labels: undefined },
-    "metadata other than labels unchanged",
+    { ...mutated.metadata, labels: undefined, annotations: undefined },
+    { ...original.metadata, labels: undefined, annotations: undefined },
+    "metadata other than labels and annotations unchanged",
   );
+  t.same(otherAnnotations, original.metadata.annotations ?? {}, "the pod's own annotations unchanged");
+  if (mode === "sidecar")
+    t.same(
+      Object.keys(JSON.parse(record)).sort(),
+      [
+        ...new Set(
+          all
+            .filter((c) => c.name.startsWith("juicefs-mount-"))
+            .flatMap((c) =>
+              (c.volumeMounts ?? []).filter((m: Obj) => m.mountPath === "/jfs").map((m: Obj) => m.name),
+            ),
+        ),
+      ].sort(),
+      "the injection record names every injected volume",
+    );
+  else t.equal(record, undefined, "no injection record in Mount Pod mode");
   if (mode !== "sidecar") {
     t.notOk(mutated.metadata.labels?.[labels.injectDone], "no injection label in Mount Pod mode");
     t.same(spec.volumes, original.spec.volumes, "volumes unchanged in Mount Pod mode");

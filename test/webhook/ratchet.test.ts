@@ -193,7 +193,7 @@ t.test("a PVC with an old bad annotation can still be bound and cleaned up", asy
 });
 
 t.test("dry run gets the same answer as the real request", async (t) => {
-  const strip = (r: Record<string, unknown>) => ({ ...r, uid: undefined });
+  const strip = (r: object) => ({ ...r, uid: undefined });
   for (const [op, obj, old] of [
     ["CREATE", pv(["writeback"]), undefined],
     ["CREATE", pv(["cache-size=1"]), undefined],
