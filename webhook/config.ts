@@ -17,6 +17,11 @@ export interface WebhookSettings {
   mountMode: MountMode;
   /** Native sidecar (init container with restartPolicy Always): true, false, or "auto" (Kubernetes >= 1.29). */
   nativeSidecar: boolean | "auto";
+  /**
+   * Inject classic sidecars (first app containers gated by postStart) where native ones cannot run.
+   * Off by default: the kubelet starts the app even when the client failed (see inject.ts classicRisk).
+   */
+  allowClassicSidecar: boolean;
   /** What to answer when a review cannot be decided within the budget or a lookup fails. */
   failurePolicy: FailurePolicy;
   /** Total time a review may take, in ms; keep it below the webhook configuration's timeoutSeconds. */
@@ -46,6 +51,7 @@ export interface WebhookConfig {
 export const defaultWebhookSettings: WebhookSettings = {
   mountMode: "sidecar",
   nativeSidecar: "auto",
+  allowClassicSidecar: false,
   failurePolicy: "Fail",
   budgetMs: 3000,
   liveReadTimeoutMs: 1000,
@@ -118,6 +124,11 @@ export function configFromDocument(input: unknown, env: NodeJS.ProcessEnv = {}):
         `webhook.kubeClient: ${JSON.stringify(w.kubeClient)} is not builtin or client-node`,
       );
     s.kubeClient = w.kubeClient;
+  }
+  if (w.allowClassicSidecar !== undefined) {
+    if (typeof w.allowClassicSidecar !== "boolean")
+      throw new ConfigError("webhook.allowClassicSidecar: must be true or false");
+    s.allowClassicSidecar = w.allowClassicSidecar;
   }
   if (w.requireNamespaceLabel !== undefined) {
     if (typeof w.requireNamespaceLabel !== "boolean")

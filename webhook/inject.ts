@@ -42,7 +42,23 @@ export interface PlanOptions {
   native: boolean;
   /** Default: the domain's buildSidecarContainer. */
   build?: SidecarBuilder;
+  /** Classic sidecars (not native) are refused unless the operator accepted their risk. */
+  allowClassic?: boolean;
 }
+
+/**
+ * Why classic sidecars are unsafe, from the kubelet's source (pkg/kubelet/kuberuntime): SyncPod starts
+ * regular containers one by one and ignores each start's error (kuberuntime_manager.go, the loop over
+ * ContainersToStart); startContainer runs postStart synchronously, and when it fails kills that
+ * container and returns ErrPostStartHook (kuberuntime_container.go). So the postStart gate holds the
+ * app only while the mount comes up; if the client fails, the app starts anyway, on the bare emptyDir,
+ * and its writes go to the node's disk and are lost with the pod. Nothing in a pod spec makes the
+ * kubelet skip the next container: only native sidecars (startup probe of a restartable init
+ * container) hold the app for real.
+ */
+const classicRisk =
+  "classic sidecar: if the JuiceFS client fails to start, the kubelet still starts the app containers, on an empty directory of the node's disk (their writes are lost with the pod); on deletion the client keeps the mount for most of the grace period, then unmounts even if the app is still writing";
+const classicRefusal = `no native sidecar support (kubelet < 1.29, or webhook.nativeSidecar false): ${classicRisk}. Use Mount Pod mode (mountMode: pod), upgrade the kubelets, or accept the risk with the chart value webhook.sidecar.allowClassic: true`;
 
 export type PlanResult = { ok: true; pod: V1Pod; warnings: string[] } | { ok: false; message: string };
 
@@ -137,11 +153,36 @@ function applyOverrides(settings: JuiceFSSettings, o: ResourceOverrides): JuiceF
 }
 
 /**
+ * The sidecar's own security context, complete: the pod's securityContext (runAsNonRoot, runAsUser,
+ * runAsGroup) applies to every container that does not override it, and the kubelet refuses a
+ * container whose effective runAsNonRoot is true while it runs as uid 0 ("container's runAsUser
+ * breaks non-root policy", kuberuntime_container_linux.go verifyRunAsNonRoot). FUSE needs root,
+ * /dev/fuse and CAP_SYS_ADMIN: privileged covers them; the explicit fields keep pod defaults out.
+ */
+export const sidecarSecurityContext = {
+  privileged: true,
+  allowPrivilegeEscalation: true,
+  runAsUser: 0,
+  runAsGroup: 0,
+  runAsNonRoot: false,
+  capabilities: { add: ["SYS_ADMIN"] },
+} as const satisfies V1Container["securityContext"];
+
+/**
  * Classic mode: postStart of the sidecar holds the kubelet from starting the next containers until the
  * mount is served ($1 mount point, $2 seconds). Built on the domain's readiness check; no "$(" or "$$"
  * so kubelet variable expansion cannot change it.
  */
 const waitForMount = `i=0; until ${mountReadyScript}; do if [ "$i" -ge "$2" ]; then echo "JuiceFS mount at $1 not served after $2 s" >&2; exit 1; fi; sleep 1; i=\`expr "$i" + 1\`; done`;
+
+/** Classic preStop: hold the mount $2 seconds, then unmount $1 (as the Mount Pod's preStop does). */
+const classicPreStop = 'sleep "$2"; exec juicefs umount --force "$1"';
+
+/** Seconds the classic client keeps serving after deletion: the grace period less time to flush. */
+export function holdSeconds(grace: number | undefined): number {
+  const g = grace ?? 30;
+  return Math.max(0, Math.min(g - 10, Math.floor(g * 0.75)));
+}
 
 /** Same patience as the builder's startup probe (format/auth plus the first mount). */
 function startupSeconds(c: V1Container): number {
@@ -343,10 +384,15 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
         };
       }
     }
+    // The kubelet keeps a pod Running while any regular container runs: a classic client never exits
+    // on its own, so a Job's pod would never complete (native sidecars are stopped after the app).
     if (spec.restartPolicy === "Never" || spec.restartPolicy === "OnFailure")
-      warnings.push(
-        `restartPolicy ${spec.restartPolicy}: without native sidecars the JuiceFS client is a regular container and keeps the pod running after the app exits`,
-      );
+      return {
+        ok: false,
+        message: `restartPolicy ${spec.restartPolicy} (a Job's pod) cannot complete with a classic sidecar: the JuiceFS client is a regular container and keeps the pod Running after the app exits; run it on nodes with native sidecars (kubelet >= 1.29) or use Mount Pod mode (mountMode: pod)`,
+      };
+    if (!opts.allowClassic) return { ok: false, message: classicRefusal };
+    warnings.push(classicRisk);
   }
 
   const build = opts.build ?? buildSidecarContainer;
@@ -372,7 +418,7 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
       volumeName,
     });
     // Top-level fields are replaced below, never nested ones: the copy can be shallow.
-    const c: V1Container = { ...sidecar.container };
+    const c: V1Container = { ...sidecar.container, securityContext: sidecarSecurityContext };
 
     // secretKeyRef reads the Secret as it is (no per-pod copy: sideEffects None); each key must exist.
     if (claim.secretKeys) {
@@ -426,6 +472,22 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
               "mount-wait",
               sidecar.mountPoint,
               String(startupSeconds(c)),
+            ],
+          },
+        },
+        // The kubelet runs every container's preStop at once and sends SIGTERM to each when its own
+        // hook ends (killContainersWithSyncResult: one goroutine per container). Unmounting at once
+        // would fail the app's last writes, so the client stays until shortly before the grace period
+        // ends, then unmounts (flushing) in the time left.
+        preStop: {
+          exec: {
+            command: [
+              "/bin/sh",
+              "-c",
+              classicPreStop,
+              "mount-hold",
+              sidecar.mountPoint,
+              String(holdSeconds(spec.terminationGracePeriodSeconds)),
             ],
           },
         },

@@ -56,7 +56,8 @@ async function defaultCluster(
     liveReadTimeoutMs: w.liveReadTimeoutMs,
     secretRefreshMs: w.secretRefreshMs,
     secretEvictMs: w.secretEvictMs,
-    watchNamespaces: w.mountMode === "sidecar" && w.requireNamespaceLabel,
+    // Sidecar mode reads namespace labels: the injection label and Pod Security levels.
+    watchNamespaces: w.mountMode === "sidecar",
   };
   const onError = (informer: string, err: unknown) =>
     log.warn({ informer, err: String((err as Error)?.message ?? err) }, "informer failed; retrying");

@@ -131,10 +131,10 @@ export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promis
 
   const { webhook } = deps.config;
   const sidecar = webhook.mountMode === "sidecar";
-  if (sidecar && webhook.requireNamespaceLabel) {
-    const ns = await deps.lookup.namespace(namespace);
-    if (ns?.metadata?.labels?.[labels.enableInjection] !== "true") return allowed();
-  }
+  // Sidecar mode reads the namespace (from the informer) for the injection label and Pod Security.
+  const nsLabels = sidecar ? (await deps.lookup.namespace(namespace))?.metadata?.labels : undefined;
+  if (sidecar && webhook.requireNamespaceLabel && nsLabels?.[labels.enableInjection] !== "true")
+    return patched(original, pod);
 
   const resolutions = await Promise.all(
     refs.map((ref) =>
@@ -165,14 +165,51 @@ export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promis
   const who = podName(pod, namespace);
   if (problems.length > 0) return denied(`JuiceFS: pod ${who}: ${problems.join("; ")}`, warnings);
   if (claims.length === 0) return patched(original, pod, warnings);
+  if (sidecar) {
+    const ps = podSecurity(namespace, nsLabels);
+    if (ps.refusal) return denied(`JuiceFS: pod ${who}: ${ps.refusal}`, warnings);
+    warnings.push(...ps.warnings);
+  }
 
   const plan = planPod(pod as unknown as V1Pod, claims, {
     mode: webhook.mountMode,
     native: deps.native,
+    allowClassic: webhook.allowClassicSidecar,
     ...(deps.build ? { build: deps.build } : {}),
   });
   if (!plan.ok) return denied(`JuiceFS: pod ${who}: ${plan.message}`, warnings);
   return patched(original, plan.pod, [...warnings, ...plan.warnings]);
+}
+
+const podSecurityLabel = "pod-security.kubernetes.io/";
+
+/**
+ * Pod Security admission runs after mutating webhooks and rejects a privileged container in a
+ * namespace that enforces "baseline" or "restricted" (privileged, hostPath and SYS_ADMIN are all
+ * outside baseline), with a generic message about a container the user never wrote. Refusing here
+ * says why and what to do instead. Namespace exemptions in the API server's AdmissionConfiguration
+ * cannot be seen from here; a namespace exempted there should not carry the enforce label.
+ */
+export function podSecurity(
+  namespace: string,
+  nsLabels: Record<string, string> | undefined,
+): { refusal?: string; warnings: string[] } {
+  const warnings: string[] = [];
+  if (!nsLabels) return { warnings };
+  const enforce = nsLabels[`${podSecurityLabel}enforce`];
+  if (enforce === "baseline" || enforce === "restricted")
+    return {
+      refusal: `namespace "${namespace}" enforces Pod Security "${enforce}" (label ${podSecurityLabel}enforce), which forbids the privileged JuiceFS client container that sidecar mode injects; use Mount Pod mode (chart value mountMode: pod), where the client runs in its own pod in the driver's namespace, or set ${podSecurityLabel}enforce=privileged on the namespace`,
+      warnings,
+    };
+  for (const mode of ["warn", "audit"] as const) {
+    const level = nsLabels[`${podSecurityLabel}${mode}`];
+    if (level === "baseline" || level === "restricted")
+      warnings.push(
+        `namespace "${namespace}" has Pod Security ${mode}="${level}" (label ${podSecurityLabel}${mode}): the injected JuiceFS client is privileged and will be reported`,
+      );
+  }
+  return { warnings };
 }
 
 function podName(pod: { metadata?: { name?: string; generateName?: string } }, ns: string): string {

@@ -53,6 +53,7 @@ interface Webhook {
     matchLabels?: Record<string, string>;
     matchExpressions?: { key: string; operator: string; values?: string[] }[];
   };
+  matchConditions?: { name: string; expression: string }[];
 }
 const webhooksOf = (o: K8sObject) => (o as unknown as { webhooks: Webhook[] }).webhooks;
 
@@ -162,12 +163,11 @@ t.test("injection labels in the webhook selectors are constants.labels", async (
       { key: "kubernetes.io/metadata.name", operator: "NotIn", values: [namespace] },
     ],
   });
+  // Injected pods (labels.injectDone) are not excluded: reinvocation must reach them.
   t.same(mutate!.objectSelector, {
-    matchExpressions: [
-      { key: labels.injectDone, operator: "NotIn", values: ["true"] },
-      { key: labels.injectDisable, operator: "NotIn", values: ["true"] },
-    ],
+    matchExpressions: [{ key: labels.injectDisable, operator: "NotIn", values: ["true"] }],
   });
+  t.match(mutate!.matchConditions?.[0]?.expression, labels.injectDone);
   const secretHook = webhooksOf(one(objs, "ValidatingWebhookConfiguration")).find((w) =>
     w.name.startsWith("validate-secret"),
   );

@@ -257,7 +257,12 @@ t.test(
       );
     const dflt = await cfg(await renderCi("default"));
     t.same(Object.keys(dflt).sort(), ["hostMountRoot", "mountImage", "webhook"]);
-    t.same(dflt.webhook, { budgetMs: 4000, failurePolicy: "Fail", liveReadTimeoutMs: 1000 });
+    t.same(dflt.webhook, {
+      budgetMs: 4000,
+      failurePolicy: "Fail",
+      liveReadTimeoutMs: 1000,
+      allowClassicSidecar: false,
+    });
     const pod = await cfg(await renderCi("pod-mode-values.yaml"));
     t.same(pod.overrides, { "juicefs/mount-delete-delay": "30s" });
     t.same(pod.pvcAnnotationKeys, ["juicefs/mount-cpu-limit", "juicefs/mount-memory-limit"]);

@@ -83,6 +83,8 @@ interface ContainerRun {
   /** No more restarts (pod terminating/evicted, or policy says so). */
   done: boolean;
   env: Record<string, string>;
+  /** The startup probe passed (or there is none) for the current instance: status `started`. */
+  startupPassed: boolean;
 }
 
 interface PodRun {
@@ -137,6 +139,26 @@ export function expandVars(input: string, env: Record<string, string>): string {
     out += ch;
   }
   return out;
+}
+
+/**
+ * The kubelet's verifyRunAsNonRoot (pkg/kubelet/kuberuntime/security_context_others.go), called from
+ * generateContainerConfig before a container is created: with the effective runAsNonRoot true
+ * (container field, else the pod's), a runAsUser of 0 is refused, and without runAsUser the image's
+ * user decides. Images here carry no user, which the kubelet reads as root (getImageUser: uid 0), so
+ * runAsNonRoot without any runAsUser is refused as "image will run as root". The error becomes
+ * CreateContainerConfigError, retried with back-off.
+ */
+export function runAsNonRootError(pod: k8s.V1Pod, c: k8s.V1Container): string | undefined {
+  const psc = pod.spec?.securityContext;
+  const csc = c.securityContext;
+  const nonRoot = csc?.runAsNonRoot ?? psc?.runAsNonRoot;
+  if (!nonRoot) return undefined;
+  const user = csc?.runAsUser ?? psc?.runAsUser;
+  const who = `(pod: "${pod.metadata?.name}_${pod.metadata?.namespace}(${pod.metadata?.uid ?? ""})", container: ${c.name})`;
+  if (user !== undefined)
+    return user === 0 ? `container's runAsUser breaks non-root policy ${who}` : undefined;
+  return `container has runAsNonRoot and image will run as root ${who}`;
 }
 
 export class Kubelet {
@@ -373,6 +395,7 @@ export class Kubelet {
       backoffMs: this.opts.backoffMs?.initial ?? 100,
       done: false,
       env: {},
+      startupPassed: false,
     });
     const n = this.ipSeq++;
     return {
@@ -409,7 +432,10 @@ export class Kubelet {
     for (const c of r.init) {
       if (r.terminating) return;
       await this.startContainer(r, c);
-      if (c.sidecar) continue;
+      if (c.sidecar) {
+        await this.waitSidecarStarted(r, c);
+        continue;
+      }
       // A regular init container must finish successfully (restarted on failure unless policy Never).
       while (!r.terminating) {
         await c.exited;
@@ -624,6 +650,8 @@ export class Kubelet {
     if (r.terminating || c.done || this.stopped) return;
     let env: Record<string, string>;
     try {
+      const nonRoot = runAsNonRootError(r.pod, c.spec);
+      if (nonRoot) throw new Error(nonRoot);
       env = await this.resolveEnv(r, c.spec);
     } catch (e) {
       // As the kubelet: CreateContainerConfigError, retried.
@@ -654,7 +682,7 @@ export class Kubelet {
       c.running = true;
       c.state = { running: { startedAt: c.startedAt } };
       c.exited = new Promise<void>(() => {});
-      this.afterStart(r, c);
+      await this.afterStart(r, c);
       return;
     }
     let proc: ChildProcess;
@@ -717,7 +745,7 @@ export class Kubelet {
         this.afterExit(r, c, exitCode);
       });
     });
-    this.afterStart(r, c);
+    await this.afterStart(r, c);
   }
 
   private containerFailed(r: PodRun, c: ContainerRun, reason: string, message: string): void {
@@ -727,20 +755,109 @@ export class Kubelet {
     this.afterExit(r, c, 128);
   }
 
-  private afterStart(r: PodRun, c: ContainerRun): void {
+  /**
+   * After the runtime started the container, as startContainer does (pkg/kubelet/kuberuntime/
+   * kuberuntime_container.go, "Step 4: execute the post start hook"): the postStart hook runs
+   * synchronously, so the kubelet starts the pod's next container only once it returned (SyncPod
+   * starts containers one at a time). A failed hook kills the container (reason FailedPostStartHook)
+   * and startContainer returns ErrPostStartHook; SyncPod's loop ignores that error and goes on to
+   * the next container, and the restart policy decides about this one. Then the probes start.
+   */
+  private async afterStart(r: PodRun, c: ContainerRun): Promise<void> {
     this.queueStatus(r);
+    c.startupPassed = false;
     const hook = c.spec.lifecycle?.postStart?.exec?.command;
     if (hook?.length) {
-      void this.exec(r, c, hook, 30_000).then((ok) => {
-        if (!ok && c.running && c.pid) {
+      const ok = await this.exec(r, c, hook, 30_000);
+      if (!ok) {
+        if (c.running && c.pid) {
           c.logs.push({ ts: new Date().toISOString(), text: "FailedPostStartHook" });
           try {
             process.kill(-c.pid, "SIGKILL");
           } catch {}
         }
-        if (ok) this.startProbes(r, c);
-      });
-    } else this.startProbes(r, c);
+        return;
+      }
+    }
+    void this.startupThenProbes(r, c);
+  }
+
+  /**
+   * The startup probe first (prober: liveness and readiness wait until it succeeded); failureThreshold
+   * failures kill the container, as a failed liveness probe does. Without one the container counts
+   * as started at once. A native sidecar's started state is what lets the next init container (and
+   * the app) start; see waitSidecarStarted.
+   */
+  private async startupThenProbes(r: PodRun, c: ContainerRun): Promise<void> {
+    const probe = c.spec.startupProbe;
+    if (probe) {
+      const instance = c.startedAt;
+      const cmd = probe.exec?.command;
+      const period = Math.max(20, (probe.periodSeconds ?? 10) * 1000 * this.scale);
+      const timeout = Math.max(100, (probe.timeoutSeconds ?? 1) * 1000 * Math.max(this.scale, 0.5));
+      await sleep((probe.initialDelaySeconds ?? 0) * 1000 * this.scale);
+      let fails = 0;
+      for (;;) {
+        if (!c.running || r.terminating || c.startedAt !== instance) return;
+        const ok = cmd?.length ? await this.exec(r, c, cmd, timeout) : true;
+        if (!c.running || c.startedAt !== instance) return;
+        if (ok) break;
+        if (++fails >= (probe.failureThreshold ?? 3)) {
+          c.logs.push({
+            ts: new Date().toISOString(),
+            text: "Startup probe failed; the container will be restarted",
+          });
+          try {
+            if (c.pid) process.kill(-c.pid, "SIGKILL");
+          } catch {}
+          return;
+        }
+        await sleep(period);
+      }
+    }
+    c.startupPassed = true;
+    this.startProbes(r, c);
+  }
+
+  /**
+   * A native sidecar holds the next init container until it is started (kuberuntime_manager.go
+   * computeInitContainerActions: a restartable init container that is running but not yet started,
+   * i.e. its startup probe has not passed, is waited for). A sidecar that exits meanwhile is restarted
+   * (restartPolicy Always) and waited for again.
+   */
+  private async waitSidecarStarted(r: PodRun, c: ContainerRun): Promise<void> {
+    while (!r.terminating && !this.stopped && !(c.running && c.startupPassed)) await sleep(20);
+  }
+
+  /**
+   * When every regular container has terminated and the pod will not restart them (restartPolicy
+   * Never/OnFailure and all exited as the policy allows), the kubelet stops the native sidecars, last
+   * one first (kuberuntime_manager.go computePodActions kills restartable init containers once no
+   * regular container will run again; kuberuntime_termination_order.go stops sidecars in reverse
+   * order): this is how a Job's pod completes with sidecars.
+   */
+  private async stopSidecarsAfterApps(r: PodRun): Promise<void> {
+    if (r.terminating || !r.containers.every((c) => c.done && !c.running)) return;
+    const grace = (r.pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000 * this.scale;
+    for (const c of [...r.init].reverse()) {
+      if (!c.sidecar) continue;
+      c.done = true;
+      if (c.backoffTimer) clearTimeout(c.backoffTimer);
+      if (!c.running || !c.pid) {
+        c.running = false;
+        continue;
+      }
+      try {
+        process.kill(-c.pid, "SIGTERM");
+      } catch {}
+      const t = sleep(Math.max(grace, 1)).then(() => "timeout" as const);
+      if ((await Promise.race([c.exited, t])) === "timeout")
+        try {
+          process.kill(-c.pid, "SIGKILL");
+        } catch {}
+      await c.exited;
+    }
+    this.queueStatus(r);
   }
 
   private startProbes(r: PodRun, c: ContainerRun): void {
@@ -855,6 +972,7 @@ export class Kubelet {
     if (!restart) {
       c.done = true;
       this.queueStatus(r);
+      if (!c.init) void this.stopSidecarsAfterApps(r);
       return;
     }
     if (c.state.terminated) c.lastState = { terminated: c.state.terminated };
@@ -957,7 +1075,7 @@ export class Kubelet {
       imageID: `stand-in://${c.spec.image ?? ""}`,
       containerID: c.pid ? `stand-in://${c.pid}` : undefined,
       ready: c.ready,
-      started: c.running,
+      started: c.running && c.startupPassed,
       restartCount: c.restartCount,
       state: c.state,
       lastState: c.lastState,
@@ -970,7 +1088,10 @@ export class Kubelet {
     const allReady = r.containers.length > 0 && r.containers.every((c) => c.ready);
     const initialized = r.started;
     let phase = "Pending";
-    const terminated = r.containers.every((c) => c.done && !c.running && c.state.terminated);
+    // Native sidecars are stopped after the app containers; the pod is terminal once they are down.
+    const terminated =
+      r.containers.every((c) => c.done && !c.running && c.state.terminated) &&
+      r.init.every((c) => !c.sidecar || !c.running);
     if (r.evicted) phase = "Failed";
     else if (
       r.init.some((c) => c.done && !c.sidecar && c.state.terminated?.exitCode !== 0) &&

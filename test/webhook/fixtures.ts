@@ -287,6 +287,8 @@ const f = (
 });
 
 const classic = { native: false } as const;
+/** Every classic injection carries the risk warning (webhook.sidecar.allowClassic accepted it). */
+const classicRisk = /classic sidecar: if the JuiceFS client fails to start/;
 const podMode = { mode: "pod" } as const;
 
 const r = (p: unknown, o?: ReviewOptions) => podReview(p, o);
@@ -480,7 +482,7 @@ export const fixtures: Fixture[] = [
     "one-pvc-classic",
     "one JuiceFS PVC, classic sidecar gated by postStart",
     r(onePvc()),
-    patched(),
+    patched([classicRisk]),
     classic,
   ),
   f("one-pvc-pod-mode", "one JuiceFS PVC, Mount Pod mode: propagation only", r(onePvc()), patched(), podMode),
@@ -564,7 +566,13 @@ export const fixtures: Fixture[] = [
 
   // --- three PVCs and mixed volumes
   f("three-pvcs-native", "three JuiceFS PVCs: three sidecars with distinct names", r(threePvcs()), patched()),
-  f("three-pvcs-classic", "three JuiceFS PVCs, classic sidecars", r(threePvcs()), patched(), classic),
+  f(
+    "three-pvcs-classic",
+    "three JuiceFS PVCs, classic sidecars",
+    r(threePvcs()),
+    patched([classicRisk]),
+    classic,
+  ),
   f("three-pvcs-pod-mode", "three JuiceFS PVCs, Mount Pod mode", r(threePvcs()), patched(), podMode),
   f(
     "mixed-volumes",
@@ -772,7 +780,7 @@ export const fixtures: Fixture[] = [
         volumes: [claimVolume("data", "data-1")],
       }),
     ),
-    patched(),
+    patched([classicRisk]),
     classic,
   ),
   f(
@@ -811,7 +819,7 @@ export const fixtures: Fixture[] = [
         volumes: [claimVolume("data", "data-1"), { name: "istio-envoy", emptyDir: { medium: "Memory" } }],
       }),
     ),
-    patched(),
+    patched([classicRisk]),
     classic,
   ),
   f(
@@ -870,9 +878,9 @@ export const fixtures: Fixture[] = [
   f("host-network-three", "hostNetwork with three clients", r(threePvcs({ hostNetwork: true })), patched()),
   f(
     "job-classic",
-    "restartPolicy Never without native sidecars: admitted with a warning",
+    "restartPolicy Never without native sidecars: refused, the pod could never complete",
     r(onePvc("data-1", { restartPolicy: "Never" })),
-    patched([/restartPolicy Never/]),
+    refused(/restartPolicy Never \(a Job's pod\) cannot complete with a classic sidecar.*Mount Pod mode/),
     classic,
   ),
   f(

@@ -239,6 +239,11 @@ export function validatePod(pod: unknown): void {
 export interface TestServerOptions {
   mode?: MountMode;
   native?: boolean;
+  /**
+   * webhook.allowClassicSidecar. Default true here so the classic sidecar's shape can be tested;
+   * the product's default (false: refused) has its own test (classic.test.ts).
+   */
+  allowClassic?: boolean;
   lookup?: ClusterLookup;
   /** Called when a review was answered by the failure policy (a handler threw or ran out of time). */
   onFailure?: (kind: string, err: unknown) => void;
@@ -248,7 +253,10 @@ export interface TestServerOptions {
 /** The real fastify server with guarded handlers and an in-memory cluster; for app.inject(). */
 export async function testServer(objects: unknown[], o: TestServerOptions = {}): Promise<WebhookServer> {
   const mode = o.mode ?? "sidecar";
-  const config: WebhookConfig = { driver: {}, webhook: { ...defaultWebhookSettings, mountMode: mode } };
+  const config: WebhookConfig = {
+    driver: {},
+    webhook: { ...defaultWebhookSettings, mountMode: mode, allowClassicSidecar: o.allowClassic ?? true },
+  };
   const lookup = o.lookup ?? new MemoryLookup(structuredClone(objects));
   const registry = createRegistry({ defaultMetrics: false });
   const g = {

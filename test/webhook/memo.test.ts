@@ -16,7 +16,7 @@ type Obj = Record<string, any>;
 
 const config = (mode: MountMode): WebhookConfig => ({
   driver: {},
-  webhook: { ...defaultWebhookSettings, mountMode: mode },
+  webhook: { ...defaultWebhookSettings, mountMode: mode, allowClassicSidecar: true },
 });
 
 /** The answer of `handler` to a fixture's body, as the API server would decode it. */
