@@ -144,6 +144,11 @@ const wrong: [string, string, RegExp][] = [
     `containsDocument: { kind: Deployment, apiVersion: apps/v1, name: other, any: true }`,
     /expected to be apps\/v1 Deployment, name other/,
   ],
+  [
+    "containsDocument negated with any: no document may match",
+    `containsDocument: { kind: PodDisruptionBudget, apiVersion: policy/v1, any: true }\n        not: true`,
+    /expected NOT to be policy\/v1 PodDisruptionBudget/,
+  ],
   ["failedTemplate on a good render", `failedTemplate: {}`, /rendered without error \(expected a failure\)/],
   [
     "documentIndex out of range",
@@ -175,6 +180,7 @@ const ownSelection = new Set([
   "isKind",
   "isAPIVersion",
   "containsDocument",
+  "containsDocument negated with any: no document may match",
   "failedTemplate on a good render",
   "documentIndex out of range",
   "documentSelector without a match",

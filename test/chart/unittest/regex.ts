@@ -5,6 +5,12 @@
 // something else here than under the plugin.
 export class PatternError extends Error {
   override name = "PatternError";
+  /** True when the pattern is valid RE2 that this runner cannot translate (false: invalid). */
+  readonly unsupported: boolean;
+  constructor(message: string, unsupported = true) {
+    super(message);
+    this.unsupported = unsupported;
+  }
 }
 
 export function goRegExp(pattern: string): RegExp {
@@ -38,6 +44,6 @@ export function goRegExp(pattern: string): RegExp {
   try {
     return new RegExp(src, flags);
   } catch (err) {
-    throw new PatternError(`pattern ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+    throw new PatternError(`pattern ${JSON.stringify(pattern)}: ${(err as Error).message}`, false);
   }
 }

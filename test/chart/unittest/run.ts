@@ -659,19 +659,23 @@ async function runJob(suite: Suite, job: TestJob, opts: RunOptions): Promise<str
 function failedTemplate(a: Record<string, unknown>, ctx: Ctx): string[] {
   const pattern = a.errorPattern as string | undefined;
   const message = a.errorMessage as string | undefined;
-  const test = (actual: string): boolean => {
+  // Whether a failure text passes, negation applied (validateErrorPattern, validateErrorMessage).
+  const passes = (actual: string): boolean => {
     if (pattern !== undefined) {
       let re: RegExp;
       try {
         re = goRegExp(pattern);
-      } catch {
+      } catch (err) {
+        // compilePattern: a pattern Go cannot compile is matched as literal text.
+        if (!(err instanceof PatternError) || err.unsupported) throw err;
         re = new RegExp(pattern.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&"));
       }
-      // A pattern with metacharacters that does not match is tried again as literal text.
-      if (re.test(actual)) return true;
-      return /[\\.+*?()|[\]{}^$]/.test(pattern) && actual.includes(pattern);
+      if (re.test(actual) !== ctx.negative) return true;
+      // handleMetaCharacters: a pattern with metacharacters is tried again as literal text.
+      if (/[\\.+*?()|[\]{}^$]/.test(pattern)) return actual.includes(pattern) !== ctx.negative;
+      return false;
     }
-    if (message !== undefined) return actual === message;
+    if (message !== undefined) return (actual === message) !== ctx.negative;
     return true;
   };
   const expected =
@@ -681,7 +685,7 @@ function failedTemplate(a: Record<string, unknown>, ctx: Ctx): string[] {
         ? `the error ${show(message)}`
         : "an error";
   if (ctx.renderError !== undefined) {
-    if (test(ctx.renderError) !== ctx.negative) return [];
+    if (passes(ctx.renderError)) return [];
     return [`expected${ctx.negative ? " NOT" : ""} ${expected}, got: ${ctx.renderError}`];
   }
   if (ctx.selected.length === 0) return ctx.negative ? [] : [`expected ${expected}, got no failed document`];
@@ -690,8 +694,7 @@ function failedTemplate(a: Record<string, unknown>, ctx: Ctx): string[] {
     // `failedTemplate: {}` (and notFailedTemplate) accept any failed document.
     if (pattern === undefined && message === undefined) continue;
     const raw = typeof d.raw === "string" ? d.raw : "";
-    if (test(raw) === ctx.negative)
-      problems.push(`expected${ctx.negative ? " NOT" : ""} ${expected}, got: ${raw}`);
+    if (!passes(raw)) problems.push(`expected${ctx.negative ? " NOT" : ""} ${expected}, got: ${raw}`);
   }
   return problems;
 }
