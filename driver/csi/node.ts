@@ -90,6 +90,16 @@ export function nodeService(opts: NodeOptions): ServiceHandlers {
                   `target ${target} is already published ${ro ? "read-only" : "read-write"} for this volume`,
                 );
               }
+              // Published read-only by another client of this volume (a read-only publish has its own
+              // settings hash, so its own FUSE mount and device): a different readonly flag, not a stale bind.
+              const ro = current.options.includes("ro");
+              if (ro !== readOnly) {
+                const owners = await opts.clients.list(snapshot);
+                if (owners.some((c) => c.volumeId === volumeId && c.targets.includes(target)))
+                  throw alreadyExists(
+                    `target ${target} is already published ${ro ? "read-only" : "read-write"} for this volume`,
+                  );
+              }
               // Bound to something else (a replaced client, another volume): bind it again.
               log?.warn({ volumeId, target }, "target bound to another source, re-binding");
               await opts.mounter.unmountAll(target);
