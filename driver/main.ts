@@ -117,6 +117,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
           nodeName: nodeId,
           mounter,
           clientRoots: [nodeMountRoot, controllerMountRoot],
+          mountRoot: nodeMountRoot,
           ...(opts.kubeletDir ? { kubeletDir: opts.kubeletDir } : {}),
           logger: log,
           registry,

@@ -140,10 +140,11 @@ export function buildMountContainer(settings: JuiceFSSettings, opts: MountContai
     // on its own); readiness: the mount keeps being served.
     startupProbe: probe(1, 300),
     readinessProbe: probe(5, 3),
-    lifecycle: {
-      // Lazy unmount: the client flushes and exits instead of leaving a dead mount on the node.
-      preStop: { exec: { command: ["juicefs", "umount", "--force", opts.mountPoint] } },
-    },
+    // No preStop hook: the kubelet's SIGTERM is how the client stops. juicefs unmounts its mount point
+    // (lazily) on SIGTERM and exits (cmd/mount_unix.go installHandler; it force-exits 30 s later at the
+    // latest). A preStop `juicefs umount` ended the client — PID 1 — while the hook still ran, so every
+    // deletion logged FailedPreStopHook. A client killed before it could unmount leaves a dead mount,
+    // which the node plugin removes once the Mount Pod is gone (driver/mount/pod-clients.ts).
     terminationMessagePolicy: "FallbackToLogsOnError",
   };
 }

@@ -6,7 +6,7 @@ import { buildMountContainer, clientVolumes, mountDirVolumeName } from "./contai
 import { settingsHash } from "./hash.ts";
 import { hostMountPoint, labelValue, mountPodLabels, mountPodName } from "./names.ts";
 
-/** Time for preStop (lazy unmount) and the client to flush its buffers before being killed. */
+/** Time for the client, after SIGTERM, to flush its buffers and unmount (juicefs gives up after 30 s) before SIGKILL. */
 export const mountPodTerminationGraceSeconds = 60;
 
 export function buildMountPod(settings: JuiceFSSettings, nodeName: string, opts: MountPodOptions): V1Pod {

@@ -24,7 +24,7 @@
 // root. Each FUSE mount has its own device, so this is exact on a node; two clients showing the same
 // device and tree (only possible with bind-mount stand-ins) would both count the target, which errs on
 // the safe side: a Mount Pod is kept, never deleted under a user.
-import { stat } from "node:fs/promises";
+import { rmdir, stat } from "node:fs/promises";
 import { posix } from "node:path";
 import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -59,6 +59,7 @@ import {
 import type { Mounter } from "./mounter.ts";
 import { isWithin, type MountEntry, type MountTable, readMountTable } from "./mountinfo.ts";
 import { KeyedMutex } from "./mutex.ts";
+import { containersWithoutPropagation, csiVolumeDirName, volumesOfTarget } from "./propagation.ts";
 
 /** Annotations written once, when the Mount Pod is created (never updated: no write conflicts). */
 export const podAnnotations = {
@@ -85,6 +86,8 @@ export interface PodClientOptions {
   mountInfoPath?: string;
   /** Mounts below these folders are clients, never references (the host mount root). */
   clientRoots?: string[];
+  /** The host mount root Mount Pods mount in (`<root>/<volume>-<hash>`): dead mounts left there are removed. */
+  mountRoot?: string;
   /** Kubelet root: targets are `<kubeletDir>/pods/<uid>/volumes/...` (for dropping references of vanished pods). */
   kubeletDir?: string;
   runningTimeoutMs?: number;
@@ -125,13 +128,15 @@ export class PodClientManager implements ClientManager {
   readonly #ensureSeconds: Histogram<"outcome">;
   #closed = false;
   #cache: (() => k8s.V1Pod[] | undefined) | undefined;
+  /** The pods of this node as listed for the current reconcile pass (app pods of re-bound targets). */
+  #livePods: k8s.V1Pod[] | undefined;
 
   constructor(opts: PodClientOptions) {
     this.#o = opts;
     const registers = opts.registry ? [opts.registry] : [];
     this.#actions = new Counter({
       name: "juicefs_csi_mount_pod_actions_total",
-      help: "Mount Pod actions by kind (created, deleted, recreated, rebound, reference_dropped, delete_delayed, delete_cancelled, clean_cache_job, timeout)",
+      help: "Mount Pod actions by kind (created, deleted, recreated, rebound, restart_needed, reference_dropped, mount_removed, delete_delayed, delete_cancelled, clean_cache_job, timeout)",
       labelNames: ["action"],
       registers,
     });
@@ -238,13 +243,17 @@ export class PodClientManager implements ClientManager {
    *  - re-bind targets that are broken (ENOTCONN / stat timeout) or still show a dead client's mount;
    *  - delete Mount Pods no target references (honouring the delete delay).
    */
-  async reconcile(opts: { livePodUids?: Set<string>; deletedPods?: k8s.V1Pod[] } = {}): Promise<void> {
+  async reconcile(
+    opts: { livePodUids?: Set<string>; livePods?: k8s.V1Pod[]; deletedPods?: k8s.V1Pod[] } = {},
+  ): Promise<void> {
     if (this.#closed) return;
+    this.#livePods = opts.livePods;
     const pods = await this.#listMountPods({ fresh: true });
     for (const p of [...(opts.deletedPods ?? []), ...pods]) this.#metaFromPod(p);
     for (const meta of [...this.#meta.values()]) {
       await this.#locks.run(meta.mountPoint, () => this.#reconcileOne(meta, opts.livePodUids));
     }
+    await this.#sweepDeadMounts(pods);
   }
 
   async #reconcileOne(meta: ClientMeta, livePodUids: Set<string> | undefined): Promise<void> {
@@ -348,10 +357,150 @@ export class PodClientManager implements ClientManager {
           "TargetRebound",
           `re-bound ${t.mountPoint}${uid ? ` (pod ${uid})` : ""} after the client restarted`,
         );
+        if (uid) await this.#warnWithoutPropagation(uid, t.mountPoint, meta);
       } catch (e) {
         this.#log("warn", { target: t.mountPoint, err: String(e) }, "could not re-bind target");
       }
     }
+  }
+
+  // ---- no dead mount left behind ----
+  // The client unmounts on SIGTERM, but one that was SIGKILLed (OOM, grace period over, a node plugin
+  // or kubelet gone at the wrong time) leaves its FUSE mount behind, dead (ENOTCONN), at the host mount
+  // point: nothing would ever remove it, and the next client of that mount point would find it broken.
+
+  /**
+   * After Mount Pod `uid` is gone: unmount whatever is left at its mount point (lazily when busy or dead)
+   * and remove the folder. Skipped when a publish or a new Mount Pod of the same name uses the mount
+   * point by then (a new client clears a dead mount itself, as juicefs's prepareMp does). Idempotent.
+   */
+  async #removeMountPoint(meta: ClientMeta, uid: string | undefined): Promise<void> {
+    if (uid) await this.#waitGoneUid(meta.podName, uid, 10 * 60_000);
+    if (this.#closed) return; // the next plugin's sweep finishes the job
+    await this.#locks.run(meta.mountPoint, async () => {
+      if ((this.#pins.get(meta.mountPoint) ?? 0) > 0 || this.#meta.has(meta.mountPoint)) return;
+      try {
+        await this.#o.kube.core.readNamespacedPod({ namespace: this.#o.namespace, name: meta.podName });
+        return; // a new Mount Pod serves this mount point now
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      await this.#unmountAndRemove(meta.mountPoint, `Mount Pod ${meta.podName} is gone`);
+    });
+  }
+
+  /**
+   * Mounts directly in the host mount root (or next to a known Mount Pod's) that no Mount Pod, publish
+   * or pending delete claims and that are dead (do not answer) and unreferenced: left by a client that
+   * was killed while this plugin was not looking (found at plugin start, or after a lost cleanup).
+   * A healthy mount is never touched (it serves someone), nor one that targets still show.
+   */
+  async #sweepDeadMounts(pods: k8s.V1Pod[]): Promise<void> {
+    const roots = new Set<string>();
+    if (this.#o.mountRoot) roots.add(posix.normalize(this.#o.mountRoot));
+    for (const m of this.#meta.values()) roots.add(posix.dirname(m.mountPoint));
+    if (roots.size === 0) return;
+    const claimed = new Set<string>([
+      ...this.#meta.keys(),
+      ...this.#pins.keys(),
+      ...this.#pendingDeletes.keys(),
+    ]);
+    for (const p of pods) {
+      const mp = p.metadata?.annotations?.[podAnnotations.mountPoint];
+      if (mp) claimed.add(posix.normalize(mp));
+    }
+    const table = await readMountTable(this.#o.mountInfoPath);
+    const candidates = new Set(
+      table.entries
+        .filter((e) => roots.has(posix.dirname(e.mountPoint)) && !claimed.has(e.mountPoint))
+        .map((e) => e.mountPoint),
+    );
+    for (const mp of candidates) {
+      if (this.#closed) return;
+      if (await this.#answers(mp)) continue;
+      await this.#locks.run(mp, async () => {
+        if ((this.#pins.get(mp) ?? 0) > 0 || this.#meta.has(mp)) return;
+        const now = await readMountTable(this.#o.mountInfoPath);
+        const referenced = now
+          .allAt(mp)
+          .some((entry) =>
+            now.entries.some(
+              (e) =>
+                e.id !== entry.id &&
+                !isWithin(mp, e.mountPoint) &&
+                ![...roots].some((r) => isWithin(r, e.mountPoint)) &&
+                e.dev === entry.dev &&
+                isWithin(entry.root, e.root),
+            ),
+          );
+        if (referenced) return;
+        await this.#unmountAndRemove(mp, "no Mount Pod serves it and it does not answer");
+      });
+    }
+  }
+
+  /** Unmounts every mount stacked at `mp` (lazily where needed) and removes the empty folder. */
+  async #unmountAndRemove(mp: string, why: string): Promise<void> {
+    const table = await readMountTable(this.#o.mountInfoPath);
+    const stacked = table.allAt(mp).length;
+    if (stacked) await this.#o.mounter.unmountAll(mp);
+    await rmdir(mp).catch(() => {}); // absent, or not empty (never delete data)
+    if (!stacked) return;
+    this.#act("mount_removed");
+    this.#log("info", { mountPoint: mp, mounts: stacked }, `removed a left-over mount: ${why}`);
+  }
+
+  /** Waits until no pod `name` with this uid exists (gone, or replaced by a new pod of that name). */
+  async #waitGoneUid(name: string, uid: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && !this.#closed) {
+      try {
+        const p = await this.#o.kube.core.readNamespacedPod({ namespace: this.#o.namespace, name });
+        if (p.metadata?.uid !== uid) return;
+      } catch (e) {
+        if (isNotFound(e)) return;
+      }
+      await sleep(Math.max(this.#o.pollMs ?? 50, 200));
+    }
+  }
+
+  /**
+   * A target re-bound for a running app pod reaches only its containers that mount the volume with
+   * HostToContainer (or Bidirectional) propagation; the others keep the dead mount: tell the pod's owner.
+   */
+  async #warnWithoutPropagation(uid: string, target: string, meta: ClientMeta): Promise<void> {
+    const pod = this.#livePods?.find((p) => p.metadata?.uid === uid);
+    const dirName = csiVolumeDirName(target);
+    if (!pod || !dirName) return;
+    const claims = new Map<string, string | undefined>();
+    for (const v of pod.spec?.volumes ?? []) {
+      const claim = v.persistentVolumeClaim?.claimName;
+      if (!claim) continue;
+      const pvc = await this.#o.kube.core
+        .readNamespacedPersistentVolumeClaim({ namespace: pod.metadata!.namespace!, name: claim })
+        .catch(() => undefined);
+      claims.set(claim, pvc?.spec?.volumeName);
+    }
+    const volumes = volumesOfTarget(pod, dirName, (c) => claims.get(c));
+    const blind = containersWithoutPropagation(pod, volumes);
+    if (blind.length === 0) return;
+    this.#act("restart_needed");
+    const message =
+      `volume ${meta.volumeId} was mounted again after its JuiceFS client (Mount Pod ${meta.podName}) restarted, ` +
+      `but container(s) ${blind.join(", ")} mount it without mountPropagation: HostToContainer, so they still ` +
+      "see the broken mount (Transport endpoint is not connected): restart the pod, and set " +
+      "mountPropagation: HostToContainer on its volumeMounts to recover without a restart next time";
+    this.#log(
+      "warn",
+      { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, containers: blind },
+      message,
+    );
+    await this.#event(
+      { kind: "Pod", name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, uid },
+      "Warning",
+      "RestartNeeded",
+      message,
+    );
   }
 
   // ---- internals ----
@@ -774,8 +923,12 @@ export class PodClientManager implements ClientManager {
       if (!isNotFound(e)) throw e;
     }
     this.#meta.delete(meta.mountPoint);
-    if (!pod) return false;
+    if (!pod) {
+      this.#track(this.#removeMountPoint(meta, undefined));
+      return false;
+    }
     await this.#deletePod(pod);
+    this.#track(this.#removeMountPoint(meta, pod.metadata?.uid));
     await core.deleteNamespacedSecret({ namespace: this.#o.namespace, name: meta.podName }).catch(() => {});
     this.#act("deleted");
     this.#log("info", { mountPod: meta.podName }, `deleted Mount Pod: ${why}`);

@@ -15,6 +15,8 @@ export interface PodModeOptions {
   mounter: Mounter;
   /** Host mount root (and other client roots): mounts below are clients, not references. */
   clientRoots: string[];
+  /** The host mount root Mount Pods mount in (default: the first client root): dead mounts there are removed. */
+  mountRoot?: string;
   kubeletDir?: string;
   /** The node plugin's own pod: its tolerations, DNS settings and pull secrets go to Mount Pods. */
   selfPod?: { name: string; namespace: string };
@@ -62,6 +64,7 @@ export async function startPodMode(o: PodModeOptions): Promise<PodMode> {
     namespace: o.namespace,
     mounter: o.mounter,
     clientRoots: o.clientRoots,
+    ...((o.mountRoot ?? o.clientRoots[0]) ? { mountRoot: (o.mountRoot ?? o.clientRoots[0])! } : {}),
     events,
     ...(inherit ? { inherit } : {}),
     ...(o.kubeletDir ? { kubeletDir: o.kubeletDir } : {}),

@@ -133,7 +133,7 @@ export class PodReconciler {
         });
         const livePodUids = new Set(live.items.map((p) => p.metadata?.uid ?? ""));
         try {
-          await this.#o.clients.reconcile({ livePodUids, deletedPods });
+          await this.#o.clients.reconcile({ livePodUids, livePods: live.items, deletedPods });
         } catch (e) {
           this.#o.logger?.warn({ err: String(e) }, "Mount Pod reconcile pass failed");
         }

@@ -20,7 +20,7 @@ import { type PodMode, type PodModeOptions, startPodMode } from "../../driver/mo
 import { createLogger } from "../../lib/log.ts";
 import { createRegistry } from "../../lib/metrics.ts";
 import { type StandInCluster, startCluster } from "../kube/cluster.ts";
-import type { Kubelet } from "../kube/kubelet.ts";
+import type { Kubelet, KubeletOptions } from "../kube/kubelet.ts";
 
 export const driverNamespace = "kube-system";
 /** The API user the node plugin talks as (stand-in API server: see ApiServer.accessLog). */
@@ -71,7 +71,12 @@ export function secretFor(fs: string): Record<string, string> {
 }
 
 export async function startE2E(
-  opts: { pod?: Partial<PodModeOptions>; nodeName?: string } = {},
+  opts: {
+    pod?: Partial<PodModeOptions>;
+    nodeName?: string;
+    /** More kubelet stand-in options; its root dir is then the harness's kubeletDir (targets and pod folders together). */
+    kubelet?: Partial<KubeletOptions>;
+  } = {},
 ): Promise<E2E> {
   const external = process.env.KUBECONFIG;
   const dir = external
@@ -91,7 +96,11 @@ export async function startE2E(
   } else {
     cluster = await startCluster({
       nodes: [nodeName],
-      kubelet: { env: { JUICEFS_STANDIN_ROOT: standinRoot }, timeScale: 0.05 },
+      kubelet: {
+        env: { JUICEFS_STANDIN_ROOT: standinRoot },
+        timeScale: 0.05,
+        ...(opts.kubelet ? { rootDir: kubeletDir, ...opts.kubelet } : {}),
+      },
     });
     // The node plugin has its own identity, so its API calls can be checked against the RBAC it is granted.
     kube = kubeFromConfig(

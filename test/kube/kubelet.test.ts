@@ -208,9 +208,13 @@ t.test("deletion: SIGTERM, grace period, then the pod leaves the API", async (t)
   const marker = join(work, "terminated");
   await c.core.createNamespacedPod({
     namespace: ns,
-    body: podSpec("graceful", sh(`trap 'echo bye > ${marker}; exit 0' TERM; while :; do sleep 0.05; done`)),
+    body: podSpec(
+      "graceful",
+      sh(`trap 'echo bye > ${marker}; exit 0' TERM; echo trapped; while :; do sleep 0.05; done`),
+    ),
   });
-  await eventually("running", async () => c.kubelet.pid(ns, "graceful"));
+  // Only once the trap is set (a SIGTERM before it would simply end the shell).
+  await eventually("trap set", async () => c.kubelet.logs(ns, "graceful").includes("trapped"));
   await c.core.deleteNamespacedPod({ namespace: ns, name: "graceful" });
   const term = await read("graceful").catch(() => undefined);
   if (term) t.ok(term.metadata?.deletionTimestamp, "Terminating while the kubelet works");
@@ -230,6 +234,62 @@ t.test("deletion: SIGTERM, grace period, then the pod leaves the API", async (t)
   await eventually("gone", () => gone("stubborn"));
   t.ok(Date.now() - started >= 150, "waited for the grace period (4 s × 0.05)");
 });
+
+t.test(
+  "preStop runs before SIGTERM and counts against the grace period; a hook its container outlives fails",
+  async (t) => {
+    // Grace 40 s × 0.05 = 2 s; the hook takes 1.5 s; the container ignores SIGTERM. The kubelet subtracts
+    // the hook's time (killContainer), so SIGKILL comes about 2 s after the deletion, not 3.5 s.
+    const order = join(work, "prestop-order");
+    await c.core.createNamespacedPod({
+      namespace: ns,
+      body: podSpec(
+        "prestop",
+        {
+          ...sh(`trap 'echo term >> ${order}' TERM; echo trapped; while :; do sleep 0.05; done`),
+          lifecycle: { preStop: { exec: { command: ["sh", "-c", `echo prestop >> ${order}; sleep 1.5`] } } },
+        },
+        { terminationGracePeriodSeconds: 40 },
+      ),
+    });
+    await eventually("trap set", async () => c.kubelet.logs(ns, "prestop").includes("trapped"));
+    const started = Date.now();
+    await c.kubelet.deletePod(ns, "prestop");
+    await eventually("gone", () => gone("prestop"));
+    const took = Date.now() - started;
+    t.same(
+      readFileSync(order, "utf8").split("\n").filter(Boolean),
+      ["prestop", "term"],
+      "hook first, then SIGTERM",
+    );
+    t.ok(took >= 1900 && took < 3200, `SIGKILL at the end of the grace period, hook included (${took} ms)`);
+    t.notOk(c.kubelet.preStopFailures.includes(`${ns}/prestop/main`), "the hook succeeded");
+
+    // The hook stops the container's process itself (as `juicefs umount` does to a client that is PID 1):
+    // the container ends while the hook still runs, the exec session ends with it: FailedPreStopHook.
+    const stop = join(work, "prestop-stopfile");
+    await c.core.createNamespacedPod({
+      namespace: ns,
+      body: podSpec("prestop-fail", {
+        ...sh(`while [ ! -f ${stop} ]; do sleep 0.05; done`),
+        lifecycle: { preStop: { exec: { command: ["sh", "-c", `touch ${stop}; sleep 1`] } } },
+      }),
+    });
+    await eventually("running", async () => c.kubelet.pid(ns, "prestop-fail"));
+    await c.kubelet.deletePod(ns, "prestop-fail");
+    await eventually("gone", () => gone("prestop-fail"));
+    t.ok(c.kubelet.preStopFailures.includes(`${ns}/prestop-fail/main`));
+    const events = await eventually("FailedPreStopHook event", async () => {
+      const list = await c.core.listNamespacedEvent({ namespace: ns });
+      const hits = list.items.filter(
+        (e) => e.reason === "FailedPreStopHook" && e.involvedObject.name === "prestop-fail",
+      );
+      return hits.length ? hits : undefined;
+    });
+    t.equal(events[0]?.message, "PreStopHook failed");
+    t.equal(events[0]?.type, "Warning");
+  },
+);
 
 t.test("hostPath volumes, a second node, pause containers, eviction", async (t) => {
   const host = join(work, "host-dir");

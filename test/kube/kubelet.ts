@@ -11,8 +11,8 @@
 // host folder when the two differ. A container without `command` runs no process and stays running
 // (like a pause container) until the pod is deleted. PVC/CSI volumes go through `volumePlugin`
 // (the e2e suite plugs the CSI node service in there, as a real kubelet would call NodePublishVolume).
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
@@ -53,6 +53,12 @@ export interface KubeletOptions {
   rootDir?: string;
   /** Lines of output kept per container instance (default 10000). */
   maxLogLines?: number;
+  /**
+   * Root only: a container that mounts a PVC/CSI volume runs in its own mount namespace, as under a real
+   * runtime, so mount propagation matters (see containerArgv). The root dir becomes a shared mount, as
+   * the kubelet's root is on a real node.
+   */
+  mountNamespaces?: boolean;
 }
 
 interface LogLine {
@@ -171,9 +177,12 @@ export class Kubelet {
   private readonly rootDir: string;
   private readonly ownsRoot: boolean;
   private stopped = false;
+  private sharedRoot = false;
   private ipSeq = 2;
   /** Errors the kubelet hit (API failures, spawn errors), for tests to inspect. */
   readonly errors: string[] = [];
+  /** "namespace/pod/container" of every preStop hook that failed (also a FailedPreStopHook event). */
+  readonly preStopFailures: string[] = [];
 
   constructor(opts: KubeletOptions) {
     this.opts = opts;
@@ -189,6 +198,7 @@ export class Kubelet {
   }
 
   async start(): Promise<this> {
+    if (this.opts.mountNamespaces) this.shareRoot();
     if (this.opts.registerNodes !== false) for (const n of this.nodeNames) await this.registerNode(n);
     for (const node of this.nodeNames) {
       this.opts.apiServer?.setLogProvider(node, (_pod, req) => this.podLogs(req));
@@ -253,6 +263,7 @@ export class Kubelet {
     await Promise.all([...this.pods.values()].map((r) => this.killAll(r, 500)));
     for (const r of this.pods.values()) this.clearTimers(r);
     this.pods.clear();
+    if (this.sharedRoot) spawnSync("umount", ["-l", this.rootDir]);
     if (this.ownsRoot) rmSync(this.rootDir, { recursive: true, force: true });
   }
 
@@ -525,6 +536,37 @@ export class Kubelet {
     rmSync(join(this.rootDir, "pods", r.uid), { recursive: true, force: true });
   }
 
+  /** The root dir as a shared mount (rshared, like /var/lib/kubelet): volume mounts made below it propagate. */
+  private shareRoot(): void {
+    if (process.getuid?.() !== 0) return;
+    mkdirSync(this.rootDir, { recursive: true });
+    if (spawnSync("mount", ["--bind", this.rootDir, this.rootDir]).status !== 0) return;
+    this.sharedRoot = spawnSync("mount", ["--make-rshared", this.rootDir]).status === 0;
+  }
+
+  /**
+   * With mountNamespaces, a container that mounts a PVC/CSI volume starts in a mount namespace of its own
+   * (unshare execs the command: same pid). It sees the volume's mount as it was when it started; a mount
+   * made on the host later (a target re-bound after a client restart) reaches it only with
+   * `mountPropagation: HostToContainer` or `Bidirectional` (a slave copy of the shared kubelet root),
+   * never with the default None (a private copy) — the runtime's rprivate/rslave bind of the volume.
+   * One namespace per container, so one propagation: private as soon as one such mount lacks it.
+   */
+  private containerArgv(r: PodRun, c: ContainerRun, argv: string[]): string[] {
+    if (!this.sharedRoot || argv.length === 0) return argv;
+    const volumes = new Set(
+      (r.pod.spec?.volumes ?? [])
+        .filter((v) => v.persistentVolumeClaim || v.csi || v.ephemeral)
+        .map((v) => v.name),
+    );
+    const mounts = (c.spec.volumeMounts ?? []).filter((m) => volumes.has(m.name));
+    if (mounts.length === 0) return argv;
+    const follows = mounts.every(
+      (m) => m.mountPropagation === "HostToContainer" || m.mountPropagation === "Bidirectional",
+    );
+    return ["unshare", "--mount", "--propagation", follows ? "slave" : "private", "--", ...argv];
+  }
+
   /** Rewrites a container path to the host folder of the volume mounted there (see the header). */
   private hostPathOf(r: PodRun, c: k8s.V1Container, s: string): string {
     for (const m of c.volumeMounts ?? []) {
@@ -669,8 +711,12 @@ export class Kubelet {
       return;
     }
     c.env = env;
-    const argv = [...(c.spec.command ?? []), ...(c.spec.args ?? [])].map((a) =>
-      expandVars(this.hostPathOf(r, c.spec, a), env),
+    const argv = this.containerArgv(
+      r,
+      c,
+      [...(c.spec.command ?? []), ...(c.spec.args ?? [])].map((a) =>
+        expandVars(this.hostPathOf(r, c.spec, a), env),
+      ),
     );
     if (c.previousLogs !== c.logs && c.startedAt) c.previousLogs = c.logs;
     c.logs = [];
@@ -1036,6 +1082,108 @@ export class Kubelet {
     }
   }
 
+  /**
+   * Stops a terminating pod's containers as the kubelet's killContainer does (pkg/kubelet/kuberuntime/
+   * kuberuntime_container.go): each container in parallel; its preStop hook runs first, and the time
+   * it takes counts against the grace period (executePreStopHook returns it, killContainer subtracts it,
+   * then at least minimumGracePeriodInSeconds = 2 s remain); then StopContainer sends SIGTERM and,
+   * after the rest of the grace period, SIGKILL. A hook that fails — including because the container
+   * ended while it ran, which ends the exec session — is a Warning event FailedPreStopHook on the pod
+   * with the message "PreStopHook failed" (the kubelet leaves the hook's output out: it may hold secrets).
+   */
+  private async stopContainers(r: PodRun, graceMs: number): Promise<void> {
+    const all = [...r.containers, ...r.init];
+    for (const c of all) c.done = true;
+    await Promise.all(all.map((c) => this.stopContainer(r, c, graceMs)));
+  }
+
+  private async stopContainer(r: PodRun, c: ContainerRun, graceMs: number): Promise<void> {
+    let remaining = graceMs;
+    const hook = c.spec.lifecycle?.preStop?.exec?.command;
+    if (hook?.length && c.running && graceMs > 0) {
+      const started = Date.now();
+      const ok = await this.execWhileRunning(r, c, hook, graceMs);
+      if (!ok) {
+        this.preStopFailures.push(`${r.key}/${c.spec.name}`);
+        void this.recordEvent(r, "Warning", "FailedPreStopHook", "PreStopHook failed");
+      }
+      remaining = Math.max(graceMs - (Date.now() - started), 2000 * this.scale);
+    }
+    if (!c.proc || !c.pid) {
+      if (c.running) {
+        c.running = false;
+        c.ready = false;
+        c.state = {
+          terminated: { exitCode: 0, reason: "Completed", startedAt: c.startedAt, finishedAt: nowIso() },
+        };
+      }
+      return;
+    }
+    try {
+      process.kill(-c.pid, remaining > 0 ? "SIGTERM" : "SIGKILL");
+    } catch {}
+    const timer = new Promise<"timeout">((res) => setTimeout(() => res("timeout"), Math.max(remaining, 1)));
+    if ((await Promise.race([c.exited, timer])) === "timeout") {
+      try {
+        process.kill(-c.pid, "SIGKILL");
+      } catch {}
+      await Promise.race([c.exited, sleep(2000)]);
+    }
+  }
+
+  /** An exec in a running container: it fails when the container's process ends first (the runtime ends the session). */
+  private async execWhileRunning(
+    r: PodRun,
+    c: ContainerRun,
+    command: string[],
+    timeoutMs: number,
+  ): Promise<boolean> {
+    let ended = false;
+    const exited = c.exited?.then(() => {
+      ended = true;
+      return false;
+    });
+    const ok = await Promise.race([this.exec(r, c, command, timeoutMs), ...(exited ? [exited] : [])]);
+    // The main process may have exited (zombie, or reaped) before the hook did, while its output pipes
+    // still close: in a container it would have taken the exec session down with it.
+    return ok && !ended && c.running && c.pid !== undefined && processAlive(c.pid);
+  }
+
+  /** Writes an Event about the pod as the kubelet does (source component "kubelet"). */
+  private async recordEvent(
+    r: PodRun,
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    const ns = r.pod.metadata!.namespace!;
+    const t = new Date().toISOString();
+    try {
+      await this.core.createNamespacedEvent({
+        namespace: ns,
+        body: {
+          metadata: { generateName: `${r.pod.metadata!.name}.`, namespace: ns },
+          involvedObject: {
+            kind: "Pod",
+            namespace: ns,
+            name: r.pod.metadata!.name!,
+            uid: r.uid,
+            apiVersion: "v1",
+          },
+          type,
+          reason,
+          message,
+          source: { component: "kubelet", host: r.pod.spec?.nodeName ?? "" },
+          firstTimestamp: t as unknown as Date,
+          lastTimestamp: t as unknown as Date,
+          count: 1,
+        },
+      });
+    } catch (e) {
+      this.errors.push(`event ${r.key} ${reason}: ${String(e)}`);
+    }
+  }
+
   /** Graceful termination after the pod got a deletionTimestamp; then the pod is removed from the API. */
   private async terminate(r: PodRun): Promise<void> {
     this.clearTimers(r);
@@ -1043,7 +1191,7 @@ export class Kubelet {
       (r.pod.metadata?.deletionGracePeriodSeconds ?? r.pod.spec?.terminationGracePeriodSeconds ?? 30) *
       1000 *
       this.scale;
-    await this.killAll(r, grace);
+    await this.stopContainers(r, grace);
     await this.unmountVolumes(r);
     this.queueStatus(r);
     await r.statusChain;
@@ -1153,6 +1301,17 @@ export class Kubelet {
         if (code !== 404 && code !== 422) this.errors.push(`status ${r.key}: ${String(e)}`);
       }
     });
+  }
+}
+
+/** Alive and not a zombie. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\S+ \(.*\) [ZX]/.test(st);
+  } catch {
+    return false;
   }
 }
 
