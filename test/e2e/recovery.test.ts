@@ -228,7 +228,7 @@ t.test(
 );
 
 t.test(
-  "node plugin restart with running pods: nothing recreated, no target lost, no reference leaked",
+  "node plugin and kubelet restarts with running pods: nothing recreated, no target lost, no reference leaked",
   { skip },
   async (t) => {
     const vol = "pv-plugin-restart";
@@ -246,6 +246,13 @@ t.test(
     const was = await snapshot();
     t.equal(was.targets.length, 2);
     for (let i = 0; i < 2; i++) await e.restartPlugin();
+    // The kubelet restarts too (pods keep running): it publishes every mounted volume again.
+    await e.kubelet!.restart();
+    t.same(
+      e.kubelet!.errors.filter((x) => x.startsWith("remount")),
+      [],
+      "the re-publish succeeded",
+    );
     const passes = e.mode.reconciler.passes;
     await eventually("reconciled", () => e.mode.reconciler.passes > passes + 1, 10_000);
     const after = await mountPodOf(vol);

@@ -200,31 +200,60 @@ export class Kubelet {
   async start(): Promise<this> {
     if (this.opts.mountNamespaces) this.shareRoot();
     if (this.opts.registerNodes !== false) for (const n of this.nodeNames) await this.registerNode(n);
-    for (const node of this.nodeNames) {
-      this.opts.apiServer?.setLogProvider(node, (_pod, req) => this.podLogs(req));
-      const fieldSelector = `spec.nodeName=${node}`;
-      const lw = new k8s.ListWatch<k8s.V1Pod>(
-        "/api/v1/pods",
-        new k8s.Watch(this.kc),
-        () => this.core.listPodForAllNamespaces({ fieldSelector }),
-        false,
-        undefined,
-        fieldSelector,
-      );
-      lw.on("add", (p) => this.onPod(p));
-      lw.on("update", (p) => this.onPod(p));
-      lw.on("delete", (p) => this.onPodGone(p));
-      lw.on("error", (err) => {
-        if (this.stopped) return;
-        this.errors.push(`watch ${node}: ${String(err)}`);
-        setTimeout(() => {
-          if (!this.stopped) void lw.start().catch(() => {});
-        }, 200);
-      });
-      this.informers.push(lw);
-      await lw.start();
-    }
+    for (const node of this.nodeNames) await this.watchNode(node);
     return this;
+  }
+
+  private async watchNode(node: string): Promise<void> {
+    this.opts.apiServer?.setLogProvider(node, (_pod, req) => this.podLogs(req));
+    const fieldSelector = `spec.nodeName=${node}`;
+    const lw = new k8s.ListWatch<k8s.V1Pod>(
+      "/api/v1/pods",
+      new k8s.Watch(this.kc),
+      () => this.core.listPodForAllNamespaces({ fieldSelector }),
+      false,
+      undefined,
+      fieldSelector,
+    );
+    lw.on("add", (p) => this.onPod(p));
+    lw.on("update", (p) => this.onPod(p));
+    lw.on("delete", (p) => this.onPodGone(p));
+    lw.on("error", (err) => {
+      if (this.stopped) return;
+      this.errors.push(`watch ${node}: ${String(err)}`);
+      setTimeout(() => {
+        if (!this.stopped) void lw.start().catch(() => {});
+      }, 200);
+    });
+    this.informers.push(lw);
+    await lw.start();
+  }
+
+  /**
+   * A kubelet restart with pods running: the containers keep running (the runtime owns them), the
+   * kubelet's watches start again from a fresh list, and its volume manager sets every mounted volume
+   * up again (for CSI: NodePublishVolume once more, which must be idempotent: KEP-3756, volumes
+   * reconstructed from disk are "uncertain" and the volume manager's reconciler mounts them again).
+   * Container processes, restart counts and probes are kept, as a real kubelet finds them in the runtime.
+   */
+  async restart(): Promise<void> {
+    const informers = this.informers.splice(0);
+    for (const lw of informers) await lw.stop();
+    for (const node of this.nodeNames) await this.watchNode(node);
+    const plugin = this.opts.volumePlugin;
+    if (!plugin) return;
+    for (const r of this.pods.values()) {
+      if (r.terminating || !r.started) continue;
+      for (const v of r.pod.spec?.volumes ?? []) {
+        const d = r.dirs.get(v.name);
+        if (!d || !(v.persistentVolumeClaim || v.csi || v.ephemeral)) continue;
+        try {
+          await plugin.mount(r.pod, v, d);
+        } catch (e) {
+          this.errors.push(`remount ${r.key} ${v.name}: ${(e as Error).message}`);
+        }
+      }
+    }
   }
 
   private async registerNode(name: string): Promise<void> {
