@@ -47,6 +47,8 @@ export interface DriverOptions {
   runningTimeoutMs?: number;
   /** Mount Pod mode: the reconciler's periodic sweep (default 30 s). */
   sweepIntervalMs?: number;
+  /** Process mode: sweep for dead node clients to restart (default 10 s; a client's own exit triggers one at once). */
+  recoverIntervalMs?: number;
   /** Environment: juicefs PATH; in Mount Pod mode also KUBECONFIG, POD_NAMESPACE, POD_NAME. */
   env?: NodeJS.ProcessEnv;
 }
@@ -133,7 +135,10 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     ? undefined
     : podMode
       ? podMode.clients
-      : new ProcessClientManager({ ...common, stateDir: join(stateDir, "node"), mountRoot: nodeMountRoot });
+      : processNodeClients(
+          new ProcessClientManager({ ...common, stateDir: join(stateDir, "node"), mountRoot: nodeMountRoot }),
+          opts.recoverIntervalMs ?? 10_000,
+        );
   const controllerClients = withController
     ? new ProcessClientManager({
         ...common,
@@ -202,12 +207,19 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
         // (Mount Pods are not deleted: only the reconciler stops and pending delayed deletes are
         // dropped, for the next plugin's sweep to redo).
         await controllerClients?.stopAll();
+        if (nodeClients instanceof ProcessClientManager) nodeClients.close();
         await podMode?.stop();
         log.info({ socketPath }, "CSI plugin stopped");
       })();
       return stopping;
     },
   };
+}
+
+/** Node clients in process mode recover by themselves: a dead client still in use is restarted and its targets re-bound. */
+function processNodeClients(clients: ProcessClientManager, recoverIntervalMs: number): ProcessClientManager {
+  clients.startRecovery(recoverIntervalMs);
+  return clients;
 }
 
 /** Runs until SIGTERM/SIGINT, then stops gracefully. */

@@ -48,6 +48,11 @@ export interface ProcessClientOptions {
   stopTimeoutMs?: number;
   mounter?: Mounter;
   mountInfoPath?: string;
+  /**
+   * Recover clients that die while targets use them (node clients): restart and re-bind, soon after a
+   * client of this process exits and on a periodic sweep at this interval (adopted clients). 0: off.
+   */
+  recoverIntervalMs?: number;
   logger?: Logger;
 }
 
@@ -73,7 +78,9 @@ const logTailLines = 12;
 const statTimeoutMs = 5000;
 
 export class ProcessClientManager implements ClientManager {
-  readonly #opts: Required<Omit<ProcessClientOptions, "logger" | "mountInfoPath" | "juicefsPath">> & {
+  readonly #opts: Required<
+    Omit<ProcessClientOptions, "logger" | "mountInfoPath" | "juicefsPath" | "recoverIntervalMs">
+  > & {
     logger: Logger | undefined;
     mountInfoPath: string | undefined;
     juicefsPath: string;
@@ -83,6 +90,14 @@ export class ProcessClientManager implements ClientManager {
   readonly #children = new Map<number, ChildProcess>();
   /** Records this process read or wrote (it is their only writer); the files serve restarts. */
   readonly #recordCache = new Map<string, ClientRecord | null>();
+  /**
+   * The last request per client mount point: what a dead client is restarted with (settings hold the
+   * Secret, so they are never written to disk; after a plugin restart the next publish brings them).
+   */
+  readonly #requests = new Map<string, ClientRequest>();
+  #recoverTimer: NodeJS.Timeout | undefined;
+  #recoverIntervalMs = 0;
+  #closed = false;
 
   constructor(opts: ProcessClientOptions) {
     this.#opts = {
@@ -107,6 +122,7 @@ export class ProcessClientManager implements ClientManager {
   async ensure(req: ClientRequest): Promise<ClientLease> {
     const mountPoint = normalizePath(hostMountPoint(req.settings, req.hash));
     return this.#locks.run(mountPoint, async () => {
+      this.#requests.set(mountPoint, req);
       const table = await this.#table();
       const record = await this.#readRecord(mountPoint);
       const state = await this.#inspect(mountPoint, table, record);
@@ -176,6 +192,51 @@ export class ProcessClientManager implements ClientManager {
         ),
       ),
     );
+  }
+
+  // ---- recovery of dead clients (the process-mode counterpart of the Mount Pod reconciler) ----
+
+  /** Starts recovering dead clients (a sweep every `recoverIntervalMs`, and right after a client exits). */
+  startRecovery(intervalMs: number): void {
+    this.#recoverIntervalMs = intervalMs;
+    if (intervalMs <= 0 || this.#recoverTimer) return;
+    const tick = () => {
+      this.#recoverTimer = setTimeout(async () => {
+        await this.recover().catch(() => {});
+        if (!this.#closed) tick();
+      }, intervalMs);
+      this.#recoverTimer.unref();
+    };
+    tick();
+  }
+
+  /** Stops recovering (pending work finishes; clients keep running). */
+  close(): void {
+    this.#closed = true;
+    if (this.#recoverTimer) clearTimeout(this.#recoverTimer);
+    this.#recoverTimer = undefined;
+  }
+
+  /**
+   * Restarts every known client (or the one at `only`) that no longer serves while targets still show
+   * it, and re-binds those targets from the new client (#replace). Idle dead clients are left to release().
+   */
+  async recover(only?: string): Promise<number> {
+    let recovered = 0;
+    for (const [mountPoint, req] of [...this.#requests]) {
+      if (only !== undefined && mountPoint !== only) continue;
+      await this.#locks.run(mountPoint, async () => {
+        if (this.#closed || this.#requests.get(mountPoint) !== req) return;
+        const table = await this.#table();
+        const record = await this.#readRecord(mountPoint);
+        const state = await this.#inspect(mountPoint, table, record);
+        if (state.healthy || !state.entry || this.#references(table, state.entry).length === 0) return;
+        this.#log("warn", { mountPoint, status: state.status }, "client died while in use; restarting it");
+        await this.#replace(req, mountPoint, table, state, record);
+        recovered++;
+      });
+    }
+    return recovered;
   }
 
   // ---- internals ----
@@ -357,7 +418,12 @@ export class ProcessClientManager implements ClientManager {
     const pid = child.pid as number;
     child.unref();
     this.#children.set(pid, child);
-    child.once("exit", () => this.#children.delete(pid));
+    child.once("exit", () => {
+      this.#children.delete(pid);
+      // A client that dies on its own (OOM, crash) while targets use it: bring it back soon.
+      if (this.#recoverIntervalMs > 0 && !this.#closed && this.#requests.has(mountPoint))
+        setTimeout(() => void this.recover(mountPoint).catch(() => {}), 50).unref();
+    });
     await this.#writeRecord({
       volumeId: settings.volumeId,
       hash,
@@ -418,6 +484,7 @@ export class ProcessClientManager implements ClientManager {
   }
 
   async #stop(mountPoint: string, record: ClientRecord | undefined): Promise<void> {
+    this.#requests.delete(mountPoint);
     const pid = record?.pid;
     if (record?.umount) {
       const r = await run(this.#opts.juicefsPath, record.umount.slice(1), {

@@ -3,8 +3,7 @@
 // failure paths (hang, crash, format), secrets kept out of errors and logs, ENOTCONN targets.
 import "./mount-namespace.ts";
 
-import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import t, { type Test } from "tap";
 import { readMountTable } from "../../driver/mount/mountinfo.ts";
@@ -79,8 +78,8 @@ t.test("two targets share one client; unpublishing one keeps the other working",
   );
 });
 
-t.test("client crash: stats report abnormal, a republish recovers", async (t) => {
-  const { env, c } = await setup(t, "crash");
+t.test("client crash with recovery off: stats report abnormal, a republish recovers", async (t) => {
+  const { env, c } = await setup(t, "crash", { recoverIntervalMs: 0 });
   const secrets = secretFor("crashfs");
   const [a, b] = [tp(env, "a"), tp(env, "b")];
   await c.call(c.node, "NodePublishVolume", publishRequest("pvc-c", a, secrets));
@@ -93,6 +92,7 @@ t.test("client crash: stats report abnormal, a republish recovers", async (t) =>
   process.kill(pid as number, "SIGKILL"); // an OOM kill: no cleanup, the mount stays behind
   for (let i = 0; i < 100 && runningClients(env.dir).length; i++) await new Promise((r) => setTimeout(r, 20));
 
+  t.throws(() => readFileSync(join(b, "f")), { code: "ENOTCONN" }, "a killed client leaves ENOTCONN");
   const broken = await stats(c, "pvc-c", a);
   t.equal(broken.volume_condition.abnormal, true);
   t.match(broken.volume_condition.message, new RegExp(`client process ${pid} exited`));
@@ -114,6 +114,39 @@ t.test("client crash: stats report abnormal, a republish recovers", async (t) =>
   await c.call(c.node, "NodeUnpublishVolume", { volume_id: "pvc-c", target_path: a });
   await c.call(c.node, "NodeUnpublishVolume", { volume_id: "pvc-c", target_path: b });
   t.same(runningClients(env.dir), []);
+});
+
+t.test("client killed while in use: restarted and both targets re-bound without a publish", async (t) => {
+  const { env, c } = await setup(t, "recover");
+  const secrets = secretFor("recoverfs");
+  const [a, b] = [tp(env, "a"), tp(env, "b")];
+  await c.call(c.node, "NodePublishVolume", publishRequest("pvc-rc", a, secrets));
+  await c.call(c.node, "NodePublishVolume", publishRequest("pvc-rc", b, secrets));
+  writeFileSync(join(a, "f"), "kept");
+  const [pid] = runningClients(env.dir);
+  process.kill(pid as number, "SIGKILL");
+  const started = Date.now();
+  const readable = (p: string) => {
+    try {
+      return readFileSync(join(p, "f"), "utf8") === "kept";
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 250 && !(readable(a) && readable(b) && runningClients(env.dir).length); i++)
+    await new Promise((r) => setTimeout(r, 20));
+  t.ok(readable(a) && readable(b), `both targets readable again after ${Date.now() - started} ms`);
+  const fresh = runningClients(env.dir);
+  t.equal(fresh.length, 1, "one new client");
+  t.not(fresh[0], pid);
+  t.equal(mountCalls(env), 2, "restarted once");
+  t.ok(env.logs.some((l) => l.includes("client died while in use")));
+  t.match(await stats(c, "pvc-rc", b), { volume_condition: { abnormal: false } }, "healthy again");
+  t.equal((await readMountTable()).allAt(a).length, 1, "the target re-bound, not stacked");
+  await c.call(c.node, "NodeUnpublishVolume", { volume_id: "pvc-rc", target_path: a });
+  await c.call(c.node, "NodeUnpublishVolume", { volume_id: "pvc-rc", target_path: b });
+  t.same(runningClients(env.dir), []);
+  t.same(mountsBelow(env.dir), [], "nothing left mounted");
 });
 
 t.test("plugin restart mid-way: the running client is adopted, never duplicated", async (t) => {
@@ -244,27 +277,20 @@ t.test("client and format failures: INTERNAL with the output, secrets redacted e
 t.test(
   "a target on a dead FUSE connection (ENOTCONN): stats abnormal, unpublish does not block",
   async (t) => {
-    const { env, c } = await setup(t, "enotconn");
+    const { env, c } = await setup(t, "enotconn", { recoverIntervalMs: 0 });
     const target = tp(env, "dead");
-    mkdirSync(target, { recursive: true });
-    // A FUSE mount whose daemon is gone: every access answers ENOTCONN, like a crashed juicefs.
-    const fd = openSync("/dev/fuse", "r+");
-    const m = spawnSync(
-      "mount",
-      ["-t", "fuse", "-o", "fd=3,rootmode=40000,user_id=0,group_id=0", "JuiceFS:dead", target],
-      { stdio: ["ignore", "pipe", "pipe", fd] },
-    );
-    closeSync(fd);
-    if (m.status !== 0) {
-      t.comment(`skipped: cannot make a FUSE mount here: ${m.stderr}`);
-      return;
-    }
+    await c.call(c.node, "NodePublishVolume", publishRequest("pvc-dead", target, secretFor("deadfs")));
+    // The client is SIGKILLed (an OOM kill) and nothing restarts it: every access answers ENOTCONN.
+    for (const pid of runningClients(env.dir)) process.kill(pid, "SIGKILL");
+    for (let i = 0; i < 100 && runningClients(env.dir).length; i++)
+      await new Promise((r) => setTimeout(r, 20));
     t.throws(() => readFileSync(join(target, "x")), { code: "ENOTCONN" });
     const s = await stats(c, "pvc-dead", target);
     t.equal(s.volume_condition.abnormal, true);
-    t.match(s.volume_condition.message, /ENOTCONN/);
+    t.match(s.volume_condition.message, /exited|ENOTCONN/);
     t.same(await c.call(c.node, "NodeUnpublishVolume", { volume_id: "pvc-dead", target_path: target }), {});
     t.notOk(existsSync(target), "unmounted and removed");
+    t.same(mountsBelow(env.dir), [], "the dead client mount is gone too");
   },
 );
 
