@@ -113,9 +113,13 @@ async function podMode(): Promise<void> {
         },
       });
     const lines = (a: string) => e.kubelet!.logs("default", a, "app").trim().split("\n");
-    let info: { mountPoint: string } | undefined;
-    while (!(info = (await e.mode.clients.list()).find((c) => c.volumeId === vol && c.targets.length === 2)))
+    const both = async () =>
+      (await e.mode.clients.list()).find((c) => c.volumeId === vol && c.targets.length === 2);
+    let info = await both();
+    while (!info) {
       await sleep(20);
+      info = await both();
+    }
     const pod = await e.admin.core.readNamespacedPod({ namespace: "default", name: apps[0]! });
     writeFileSync(join(e.targetOf(pod, vol), "data"), "ok");
     while (!apps.every((a) => lines(a).at(-1) === "read:ok")) await sleep(20);
