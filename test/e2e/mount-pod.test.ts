@@ -1,5 +1,5 @@
 // Mount Pod mode end to end: the node service + PodClientManager + reconciler against an API server
-// and a kubelet (the stand-ins unless KUBECONFIG is set), with real bind mounts and real client processes.
+// and a kubelet (the stand-ins unless KUBECONFIG is set), with real FUSE and bind mounts and real client processes.
 // As root, the file re-runs itself in a private mount namespace: nothing it mounts can leak.
 import "../csi/mount-namespace.ts";
 import { spawnSync } from "node:child_process";
@@ -55,10 +55,8 @@ t.test(
     });
     t.equal(secret.metadata?.ownerReferences?.[0]?.kind, "PersistentVolume");
 
-    // Other settings (here another meta URL and cache size). Note: the stand-in serves a file system with a
-    // bind mount, so two clients of the SAME file system would show the same device and tree, and their
-    // targets could not be told apart (real FUSE mounts each get their own device); a second meta URL
-    // keeps the two clients' targets distinct, as they are on a real node.
+    // Other settings (here another meta URL and cache size): another Mount Pod. Each client is its own
+    // FUSE mount with its own device, as on a real node, so their targets are told apart.
     const tc = await e.publish(c, "pv-share", {
       secret: { ...secretFor("pv-share"), metaurl: "redis://:pw-other@127.0.0.1:6379/2" },
       mountFlags: [`cache-dir=${join(e.dir, "cache")}`, "cache-size=1024"],
