@@ -343,7 +343,8 @@ export class PodClientManager implements ClientManager {
       const from = stale
         ? meta.identities?.find((id) => id.dev === t.dev && isWithin(id.root, t.root))
         : entry;
-      const sub = from ? posix.relative(from.root, t.root) : "";
+      // An orphan target (no known identity) was bound from a whole FUSE mount, whose root is "/".
+      const sub = posix.relative(from?.root ?? "/", t.root);
       const source = sub && !sub.startsWith("..") ? posix.join(meta.mountPoint, sub) : meta.mountPoint;
       try {
         await this.#o.mounter.unmountAll(t.mountPoint);
@@ -861,11 +862,34 @@ export class PodClientManager implements ClientManager {
     const entry = table.at(meta.mountPoint);
     const ids = [...(entry ? [{ dev: entry.dev, root: entry.root }] : []), ...(meta.identities ?? [])];
     const roots = [...(this.#o.clientRoots ?? []), posix.dirname(meta.mountPoint)];
-    return table.entries.filter(
+    const mine = table.entries.filter(
       (e) =>
         e.mountPoint !== meta.mountPoint &&
         !roots.some((r) => isWithin(r, e.mountPoint)) &&
         ids.some((id) => e.dev === id.dev && isWithin(id.root, e.root)),
+    );
+    return [...mine, ...this.#orphanTargets(table, meta, roots, mine)];
+  }
+
+  /**
+   * Targets of this volume still showing a FUSE mount that no client mount shows any more: bound from a
+   * client that died while this plugin was not running (its identity was only in the previous plugin's
+   * memory). Found by the kubelet's layout (`.../pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount`,
+   * the volume id being the PV name of dynamic volumes): counted as references, so the Mount Pod is
+   * kept, and re-bound like any stale target.
+   */
+  #orphanTargets(table: MountTable, meta: ClientMeta, roots: string[], mine: MountEntry[]): MountEntry[] {
+    const root = posix.join(this.#o.kubeletDir ?? "/var/lib/kubelet", "pods");
+    const clientDevs = new Set(
+      table.entries.filter((e) => roots.some((r) => isWithin(r, e.mountPoint))).map((e) => e.dev),
+    );
+    return table.entries.filter(
+      (e) =>
+        e.fsType.startsWith("fuse") &&
+        isWithin(root, e.mountPoint) &&
+        csiVolumeDirName(e.mountPoint) === meta.volumeId &&
+        !clientDevs.has(e.dev) &&
+        !mine.includes(e),
     );
   }
 

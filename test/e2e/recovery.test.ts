@@ -265,6 +265,38 @@ t.test(
   },
 );
 
+t.test(
+  "a client that died while the node plugin was down: the new plugin keeps its Mount Pod and re-binds the targets",
+  { skip },
+  async (t) => {
+    const vol = "pv-down";
+    await e.createPV(vol);
+    for (const a of ["down-a", "down-b"]) await readerPod(a, vol, "HostToContainer");
+    const before = await ready(vol);
+    const pod = await e.admin.core.readNamespacedPod({ namespace: "default", name: "down-a" });
+    writeFileSync(join(e.targetOf(pod, vol), "data"), "v");
+    for (const a of ["down-a", "down-b"]) await eventually(`${a} reads`, () => lastLine(a) === "read:v");
+    const mountPoint = (await e.mode.clients.list()).find((c) => c.volumeId === vol)!.mountPoint;
+    const oldDev = (await readMountTable()).at(mountPoint)!.dev;
+    await e.mode.stop(); // the plugin is down (its memory of the client's mount is gone with it)
+    t.ok(e.kubelet!.kill(driverNamespace, before.metadata!.name!), "client killed");
+    await eventually("client serving again", async () => {
+      const m = (await readMountTable()).at(mountPoint);
+      return m && m.dev !== oldDev;
+    });
+    for (const a of ["down-a", "down-b"]) t.match(lastLine(a), /^error:/, `${a} sees the dead mount`);
+    await e.restartPlugin();
+    for (const a of ["down-a", "down-b"])
+      await eventually(`${a} reads again`, () => lastLine(a) === "read:v", 10_000);
+    const after = await mountPodOf(vol);
+    t.equal(after.metadata?.uid, before.metadata?.uid, "the Mount Pod was kept, not deleted as unreferenced");
+    const info = (await e.mode.clients.list()).find((c) => c.volumeId === vol)!;
+    t.equal(info.targets.length, 2, "both targets are its references again");
+    for (const a of ["down-a", "down-b"]) await e.kubelet!.deletePod("default", a);
+    await eventually("Mount Pod gone", async () => (await e.mountPods(vol)).length === 0, 15_000);
+  },
+);
+
 /** Runs the stand-in client at `mp` (outside any Mount Pod); with `kill`, SIGKILLs it once it serves. */
 async function fuseMount(mp: string, fsName: string, kill: boolean) {
   mkdirSync(mp, { recursive: true });
