@@ -175,8 +175,12 @@ export const sidecarSecurityContext = {
  */
 const waitForMount = `i=0; until ${mountReadyScript}; do if [ "$i" -ge "$2" ]; then echo "JuiceFS mount at $1 not served after $2 s" >&2; exit 1; fi; sleep 1; i=\`expr "$i" + 1\`; done`;
 
-/** Classic preStop: hold the mount $2 seconds, then unmount $1 (as the Mount Pod's preStop does). */
-const classicPreStop = 'sleep "$2"; exec juicefs umount --force "$1"';
+/**
+ * Classic preStop: hold the mount $2 seconds ($1, the mount point, is informational). When the hook
+ * ends the kubelet sends SIGTERM, on which juicefs unmounts and exits. Unmounting in the hook instead
+ * ends the client — the container's PID 1 — while the hook still runs: FailedPreStopHook every time.
+ */
+const classicPreStop = 'sleep "$2"';
 
 /** Seconds the classic client keeps serving after deletion: the grace period less time to flush. */
 export function holdSeconds(grace: number | undefined): number {

@@ -1123,7 +1123,14 @@ export class Kubelet {
   private async stopContainers(r: PodRun, graceMs: number): Promise<void> {
     const all = [...r.containers, ...r.init];
     for (const c of all) c.done = true;
-    await Promise.all(all.map((c) => this.stopContainer(r, c, graceMs)));
+    const started = Date.now();
+    await Promise.all(
+      [...r.containers, ...r.init.filter((c) => !c.sidecar)].map((c) => this.stopContainer(r, c, graceMs)),
+    );
+    // Native sidecars after the app containers, last one first (kuberuntime_termination_order.go), in
+    // the grace period that is left.
+    for (const c of r.init.filter((x) => x.sidecar).reverse())
+      await this.stopContainer(r, c, Math.max(graceMs - (Date.now() - started), 2000 * this.scale));
   }
 
   private async stopContainer(r: PodRun, c: ContainerRun, graceMs: number): Promise<void> {
