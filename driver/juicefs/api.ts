@@ -94,6 +94,8 @@ export interface JuiceFSSettings {
   cachePvcs: CachePvc[];
   /** Host folder under which each volume is mounted. */
   hostMountRoot: string;
+  /** ServiceAccount of the Mount Pod (`juicefs/mount-service-account`); default: the node plugin's choice. */
+  serviceAccountName?: string;
 }
 
 export type SettingsResult =
@@ -116,6 +118,8 @@ export interface ClientCommands {
   mount: string[];
   /** `juicefs umount MOUNTPOINT`. */
   umount: string[];
+  /** Files the client reads, each one key of the volume's Secret, mounted read-only at `dir/file`. */
+  files?: { dir: string; file: string; secretKey: string }[];
 }
 
 export interface MountContainerOptions {

@@ -15,7 +15,27 @@ export const secretEnv = {
   accessKey: { name: "ACCESS_KEY", secretKey: "access-key" },
   secretKey: { name: "SECRET_KEY", secretKey: "secret-key" },
   token: { name: "TOKEN", secretKey: "token" },
+  // ---- issue 13: encryption and the enterprise edition's second bucket (reference driver keys) ----
+  bucket2: { name: "JFS_BUCKET2", secretKey: "bucket2" },
+  accessKey2: { name: "ACCESS_KEY2", secretKey: "access-key2" },
+  secretKey2: { name: "SECRET_KEY2", secretKey: "secret-key2" },
 } as const;
+
+/**
+ * The RSA key's passphrase: the client reads this variable itself (no flag, so it is never an argument).
+ * Not reserved: the reference driver's docs set it through `envs`; settings refuse both ways at once.
+ */
+export const passphraseEnv = { name: "JFS_RSA_PASSPHRASE", secretKey: "passphrase" } as const;
+
+/** Files the client reads, each one Secret key (the reference driver's paths, so its docs still apply). */
+export const secretFiles = {
+  rsaKey: { dir: "/root/.rsa", file: "rsa-key.pem", secretKey: "encrypt_rsa_key" },
+  /** Enterprise `initconfig`: `<name>.conf`, copied into the client's config dir instead of `juicefs auth`. */
+  initConfig: { dir: "/etc/juicefs", secretKey: "initconfig" },
+} as const;
+
+/** Config dir of the enterprise client (where `juicefs auth` writes `<name>.conf`). */
+const enterpriseConfDir = "/root/.juicefs";
 
 /** Names a user's `envs` cannot use (they would shadow the driver's references). */
 export const reservedEnvNames: ReadonlySet<string> = new Set(Object.values(secretEnv).map((e) => e.name));
@@ -92,7 +112,26 @@ export function clientCommands(settings: JuiceFSSettings, mountPoint: string): C
   if (has("bucket")) objectFlags.push(`--bucket=${use(secretEnv.bucket)}`);
   if (has("access-key")) objectFlags.push(`--access-key=${use(secretEnv.accessKey)}`);
   if (has("secret-key")) objectFlags.push(`--secret-key=${use(secretEnv.secretKey)}`);
+  if (!community) {
+    if (has("bucket2")) objectFlags.push(`--bucket2=${use(secretEnv.bucket2)}`);
+    if (has("access-key2")) objectFlags.push(`--access-key2=${use(secretEnv.accessKey2)}`);
+    if (has("secret-key2")) objectFlags.push(`--secret-key2=${use(secretEnv.secretKey2)}`);
+  }
+  if (has(passphraseEnv.secretKey)) use(passphraseEnv);
+  const files: { dir: string; file: string; secretKey: string }[] = [];
+  const rsaKeyPath = `${secretFiles.rsaKey.dir}/${secretFiles.rsaKey.file}`;
+  if (has(secretFiles.rsaKey.secretKey)) files.push({ ...secretFiles.rsaKey });
+  const initConfig = !community && has(secretFiles.initConfig.secretKey);
+  const confFile = `${settings.name}.conf`;
+  if (initConfig)
+    files.push({
+      dir: secretFiles.initConfig.dir,
+      file: confFile,
+      secretKey: secretFiles.initConfig.secretKey,
+    });
   const formatFlags = settings.formatOptions.map(escapeEnvRefs);
+  // Community edition: a new file system is formatted with the key (reference driver --encrypt-rsa-key).
+  if (community && has(secretFiles.rsaKey.secretKey)) formatFlags.push(`--encrypt-rsa-key=${rsaKeyPath}`);
 
   let prepare: string[] | undefined;
   if (community) {
@@ -105,6 +144,16 @@ export function clientCommands(settings: JuiceFSSettings, mountPoint: string): C
         source,
         escapeEnvRefs(settings.name),
       ];
+  } else if (initConfig) {
+    // The reference driver copies the given config instead of running `juicefs auth` (no API call).
+    prepare = [
+      "install",
+      "-D",
+      "-m",
+      "0600",
+      escapeEnvRefs(`${secretFiles.initConfig.dir}/${confFile}`),
+      escapeEnvRefs(`${enterpriseConfDir}/${confFile}`),
+    ];
   } else {
     prepare = [
       juicefsBinary,
@@ -126,6 +175,8 @@ export function clientCommands(settings: JuiceFSSettings, mountPoint: string): C
     if (a.fuse) fuse.push(a.fuse);
   }
   if (settings.readOnly) flags.push("--read-only");
+  // Enterprise edition: the key decrypts data at mount (reference driver mount option rsa-key=...).
+  if (!community && has(secretFiles.rsaKey.secretKey)) flags.push(`--rsa-key=${rsaKeyPath}`);
   const mount = [
     juicefsBinary,
     "mount",
@@ -138,5 +189,6 @@ export function clientCommands(settings: JuiceFSSettings, mountPoint: string): C
   mount.push(source, escapeEnvRefs(mountPoint));
   const result: ClientCommands = { env, mount, umount: [juicefsBinary, "umount", escapeEnvRefs(mountPoint)] };
   if (prepare) result.prepare = prepare;
+  if (files.length) result.files = files;
   return result;
 }

@@ -6,7 +6,8 @@ import { clientCommands, escapeEnvRefs } from "./commands.ts";
 import { ports } from "./constants.ts";
 import { safePathSegment } from "./names.ts";
 
-export const defaultContainerName = "juicefs-mount";
+/** The reference driver's Mount Pod container name (its docs' `kubectl logs -c jfs-mount` must work). */
+export const defaultContainerName = "jfs-mount";
 export const defaultSidecarContainerName = "jfs-mount";
 /** Volume holding the mount point (Bidirectional): hostPath for Mount Pods, emptyDir for sidecars. */
 export const mountDirVolumeName = "jfs-dir";
@@ -82,6 +83,20 @@ function clientVolumeMounts(settings: JuiceFSSettings): V1VolumeMount[] {
   ];
 }
 
+/** Volume name of the Secret file(s) the client reads in `dir` (encryption key, enterprise init config). */
+const secretFileVolumeName = (i: number): string => `jfs-secret-file-${i}`;
+
+/**
+ * Secret-backed files of the client (`encrypt_rsa_key`, `initconfig`): one secret volume per folder,
+ * projecting only that key, read-only, mode 0400. `secretName` is the Secret the container's env reads.
+ */
+export function secretFileVolumes(settings: JuiceFSSettings, secretName: string): V1Volume[] {
+  return (clientCommands(settings, "/jfs/x").files ?? []).map((f, i) => ({
+    name: secretFileVolumeName(i),
+    secret: { secretName, defaultMode: 0o400, items: [{ key: f.secretKey, path: f.file }] },
+  }));
+}
+
 /**
  * The Secret data a client container expects in `opts.secretName`: settings.secret as is (canonical keys,
  * normalized values). Create/refresh that Secret with exactly this data.
@@ -134,6 +149,11 @@ export function buildMountContainer(settings: JuiceFSSettings, opts: MountContai
         mountPropagation: "Bidirectional",
       },
       ...clientVolumeMounts(settings),
+      ...(cmds.files ?? []).map((f, i) => ({
+        name: secretFileVolumeName(i),
+        mountPath: f.dir,
+        readOnly: true,
+      })),
     ],
     securityContext: { privileged: true, runAsUser: 0 },
     // Startup: up to 5 minutes for format/auth and the first mount (the node plugin reports after 60 s
@@ -185,7 +205,11 @@ export function buildSidecarContainer(settings: JuiceFSSettings, opts: SidecarOp
   });
   return {
     container,
-    volumes: [{ name: volumeName, emptyDir: {} }, ...clientVolumes(settings)],
+    volumes: [
+      { name: volumeName, emptyDir: {} },
+      ...clientVolumes(settings),
+      ...secretFileVolumes(settings, opts.secretName),
+    ],
     mountPoint,
     subPath,
   };

@@ -3,7 +3,8 @@
 // changes the running client or its pod, and nothing that does not:
 //   covered:   volumeId, edition, name, secret content (all keys, canonical names), mount options, read-only,
 //              cache dirs, cache PVCs, image, resources, envs, configs, format options, host paths,
-//              Mount Pod labels/annotations (they live on the pod), the host mount root (it moves the mount point)
+//              Mount Pod labels/annotations (they live on the pod), the host mount root (it moves the mount point),
+//              the Mount Pod's service account
 //   excluded:  subPath (a bind-mount detail of one publish), deleteDelayMs and cleanCache (policies of the
 //              node plugin applied after the client is gone); target paths and pod identities are not settings.
 // Canonical JSON (object keys sorted at every depth, arrays kept in order; settings arrays are already
@@ -49,6 +50,8 @@ export function hashedSettings(s: JuiceFSSettings): Record<string, unknown> {
     mountLabels: s.mountLabels,
     mountAnnotations: s.mountAnnotations,
     hostMountRoot: s.hostMountRoot,
+    // Only when set, so the hash of every volume without it (and its running Mount Pod) is unchanged.
+    ...(s.serviceAccountName ? { serviceAccountName: s.serviceAccountName } : {}),
   };
 }
 

@@ -2,7 +2,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import type { JuiceFSSettings, MountPodOptions } from "./api.ts";
 import { labels, mountPodPriorityClass } from "./constants.ts";
-import { buildMountContainer, clientVolumes, mountDirVolumeName } from "./container.ts";
+import { buildMountContainer, clientVolumes, mountDirVolumeName, secretFileVolumes } from "./container.ts";
 import { settingsHash } from "./hash.ts";
 import { hostMountPoint, labelValue, mountPodLabels, mountPodName } from "./names.ts";
 
@@ -34,19 +34,23 @@ export function buildMountPod(settings: JuiceFSSettings, nodeName: string, opts:
       restartPolicy: "Always",
       priorityClassName: mountPodPriorityClass,
       terminationGracePeriodSeconds: mountPodTerminationGraceSeconds,
-      // The client needs no API access and no service links in its environment.
-      automountServiceAccountToken: false,
+      // The client needs no API access and no service links in its environment; a service account chosen
+      // with juicefs/mount-service-account is chosen for its token (cloud workload identity), so it keeps it.
+      automountServiceAccountToken: settings.serviceAccountName !== undefined,
       enableServiceLinks: false,
       // Without inherited tolerations, tolerate everything: the client must run wherever the app runs.
       tolerations: inherit.tolerations ?? [{ operator: "Exists" }],
       ...(inherit.dnsPolicy ? { dnsPolicy: inherit.dnsPolicy } : {}),
       ...(inherit.dnsConfig ? { dnsConfig: inherit.dnsConfig } : {}),
       ...(inherit.imagePullSecrets?.length ? { imagePullSecrets: inherit.imagePullSecrets } : {}),
-      ...(inherit.serviceAccountName ? { serviceAccountName: inherit.serviceAccountName } : {}),
+      ...(settings.serviceAccountName || inherit.serviceAccountName
+        ? { serviceAccountName: settings.serviceAccountName ?? inherit.serviceAccountName }
+        : {}),
       containers: [container],
       volumes: [
         { name: mountDirVolumeName, hostPath: { path: settings.hostMountRoot, type: "DirectoryOrCreate" } },
         ...clientVolumes(settings),
+        ...secretFileVolumes(settings, opts.secretName),
       ],
     },
   };

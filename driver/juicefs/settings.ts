@@ -22,6 +22,14 @@ import type {
 import { reservedEnvNames } from "./commands.ts";
 import { defaultMountImages, defaultResources, keys, labels, paths, secretKeys } from "./constants.ts";
 import { parseDuration } from "./duration.ts";
+import {
+  extraSecretKeys,
+  goHonouredKeys,
+  knownParameterKeys,
+  knownSecretKeys,
+  unknownKeyMessage,
+  unsupportedKeys,
+} from "./known-keys.ts";
 import { isDns1123Subdomain, isEnvName, isLabelValue, isQualifiedName, parseStringMap } from "./maps.ts";
 import { normalizeSubdir, type OptionSource, parseMountOptions } from "./options.ts";
 import { formatCpu, formatMemory, parseQuantity } from "./quantity.ts";
@@ -39,7 +47,29 @@ export const secretFieldsRedacted: ReadonlySet<string> = new Set([
   secretKeys.bucket,
   secretKeys.envs,
   secretKeys.formatOptions,
+  extraSecretKeys.encryptRsaKey,
+  extraSecretKeys.passphrase,
+  extraSecretKeys.bucket2,
+  extraSecretKeys.accessKey2,
+  extraSecretKeys.secretKey2,
+  extraSecretKeys.initConfig,
 ]);
+
+/** Legacy Secret key aliases (reference driver pkg/config/command.go KeysCompatible) → canonical key. */
+const secretAliases: Readonly<Record<string, string>> = {
+  [secretKeys.legacyAccessKey]: secretKeys.accessKey,
+  [secretKeys.legacySecretKey]: secretKeys.secretKey,
+  [extraSecretKeys.legacyAccessKey2]: extraSecretKeys.accessKey2,
+  [extraSecretKeys.legacySecretKey2]: extraSecretKeys.secretKey2,
+};
+
+/** Enterprise-only Secret keys (the community edition's format has no second bucket or init config). */
+const enterpriseOnlySecretKeys: readonly string[] = [
+  extraSecretKeys.bucket2,
+  extraSecretKeys.accessKey2,
+  extraSecretKeys.secretKey2,
+  extraSecretKeys.initConfig,
+];
 
 /** PVC annotations honoured when the driver config does not say otherwise. */
 export const defaultPvcAnnotationKeys: readonly string[] = [
@@ -57,9 +87,6 @@ const reservedLabels: ReadonlySet<string> = new Set([
   labels.settingsHash,
   labels.nodeName,
 ]);
-
-/** Parameter keys this parser understands (others under juicefs/ get a "did you mean" warning). */
-const knownParams: ReadonlySet<string> = new Set<string>(Object.values(keys));
 
 /** Mount path of the i-th cache PVC inside the client container (reference driver layout). */
 export const cachePvcMountPath = (i: number): string => `${paths.defaultCacheDir}-${i}`;
@@ -126,12 +153,9 @@ export function parseSettings(input: SettingsInput): SettingsResult {
   }
   const secret: Record<string, string> = {};
   for (const [k, v] of Object.entries(raw)) {
-    const canonical =
-      k === secretKeys.legacyAccessKey
-        ? secretKeys.accessKey
-        : k === secretKeys.legacySecretKey
-          ? secretKeys.secretKey
-          : k;
+    const canonical = secretAliases[k] ?? k;
+    if (!knownSecretKeys.has(k))
+      warnings.push(unknownKeyMessage(`${secretOrigin}: key "${k}"`, k, knownSecretKeys));
     if (canonical !== k && (raw[canonical] ?? "").trim() !== "") {
       warnings.push(`${secretOrigin}: both "${k}" and "${canonical}" are set; using "${canonical}"`);
       continue;
@@ -160,6 +184,22 @@ export function parseSettings(input: SettingsInput): SettingsResult {
   if (edition === "enterprise" && secret[secretKeys.storage] !== undefined)
     warnings.push(
       `${secretOrigin}: "storage" is a community edition setting and is ignored for the enterprise edition`,
+    );
+  if (edition === "community")
+    for (const k of enterpriseOnlySecretKeys)
+      if (secret[k] !== undefined)
+        warnings.push(
+          `${secretOrigin}: "${k}" is an enterprise edition setting and is ignored for the community edition`,
+        );
+  if (
+    secret[extraSecretKeys.initConfig] !== undefined &&
+    edition === "enterprise" &&
+    !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)
+  )
+    secretErr(
+      extraSecretKeys.initConfig,
+      "",
+      `"initconfig" needs a valid "name" (the config file is <name>.conf)`,
     );
   if (metaurl !== undefined && token !== undefined)
     warnings.push(
@@ -286,6 +326,12 @@ export function parseSettings(input: SettingsInput): SettingsResult {
           );
         else if (v.includes("\u0000"))
           secretErr(secretKeys.envs, envsText, `"envs" value of "${k}" contains a NUL character; remove it`);
+        else if (k === "JFS_RSA_PASSPHRASE" && secret[extraSecretKeys.passphrase] !== undefined)
+          secretErr(
+            secretKeys.envs,
+            envsText,
+            `"envs" sets JFS_RSA_PASSPHRASE and the Secret has "passphrase" too; keep one (the "passphrase" key keeps it out of the pod spec)`,
+          );
         else envs[k] = v;
       }
       secret[secretKeys.envs] = JSON.stringify(sortedRecord(envs));
@@ -339,10 +385,12 @@ export function parseSettings(input: SettingsInput): SettingsResult {
   const pvcKeys = new Set(input.driverConfig?.pvcAnnotationKeys ?? defaultPvcAnnotationKeys);
   for (const [k, v] of Object.entries(input.pvcAnnotations ?? {})) {
     if (pvcKeys.has(k)) params.set(k, { value: v, origin: `PersistentVolumeClaim annotation "${k}"` });
-    else if (k.startsWith("juicefs/"))
+    else if (k.startsWith("juicefs/") && knownParameterKeys.has(k))
       warnings.push(
         `PersistentVolumeClaim annotation "${k}" is ignored: only ${[...pvcKeys].join(", ")} can be set per claim`,
       );
+    else if (k.startsWith("juicefs/"))
+      warnings.push(unknownKeyMessage(`PersistentVolumeClaim annotation "${k}"`, k, pvcKeys));
   }
   for (const [k, v] of Object.entries(input.driverConfig?.overrides ?? {}))
     params.set(k, { value: v, origin: `driver config override "${k}"` });
@@ -350,8 +398,9 @@ export function parseSettings(input: SettingsInput): SettingsResult {
     if (typeof p.value !== "string") {
       err(k, String(p.value), `${p.origin} is not a string`);
       params.delete(k);
-    } else if (k.startsWith("juicefs/") && !knownParams.has(k))
-      warnings.push(`${p.origin} is not a setting this driver knows; check the spelling`);
+    } else if (Object.hasOwn(unsupportedKeys, k))
+      warnings.push(`${p.origin} is not supported by this driver: ${unsupportedKeys[k]}`);
+    else if (!knownParameterKeys.has(k)) warnings.push(unknownKeyMessage(p.origin, k, knownParameterKeys));
   }
   const param = (k: string): Param | undefined => {
     const p = params.get(k);
@@ -527,6 +576,19 @@ export function parseSettings(input: SettingsInput): SettingsResult {
     else subPath = n;
   }
 
+  // Mount Pod service account (reference driver key juicefs/mount-service-account)
+  let serviceAccountName: string | undefined;
+  const sa = param(goHonouredKeys.mountServiceAccount);
+  if (sa && sa.value !== "") {
+    if (!isDns1123Subdomain(sa.value))
+      err(
+        goHonouredKeys.mountServiceAccount,
+        sa.value,
+        `${sa.origin}: "${sa.value}" is not a ServiceAccount name (lowercase DNS-1123 subdomain)`,
+      );
+    else serviceAccountName = sa.value;
+  }
+
   // host mount root
   let hostMountRoot: string = paths.hostMountRoot;
   const hmr = input.driverConfig?.hostMountRoot;
@@ -630,6 +692,7 @@ export function parseSettings(input: SettingsInput): SettingsResult {
     hostPaths: [...hostPaths].sort(),
     cachePvcs,
     hostMountRoot,
+    ...(serviceAccountName ? { serviceAccountName } : {}),
   };
   return { ok: true, settings, warnings };
 }

@@ -592,6 +592,13 @@ interface ResolvedCommands {
 /** clientCommands with Secret references resolved and `$(VAR)` expanded the way the kubelet does. */
 export function resolveCommands(settings: JuiceFSSettings, mountPoint: string): ResolvedCommands {
   const cmds = clientCommands(settings, mountPoint);
+  // issue 13: key files are Secret volumes of a Mount Pod; a process client would need them on the node's disk.
+  const file = cmds.files?.[0];
+  if (file)
+    throw new ClientError(
+      "invalid",
+      `the Secret key "${file.secretKey}" is not supported in process mode (the client would need it as a file on the node): use mountMode pod or sidecar`,
+    );
   const env: Record<string, string> = {};
   const secrets = new Set(secretValues(settings.secret));
   for (const e of cmds.env) {

@@ -445,7 +445,7 @@ const cases: Case[] = [
   {
     name: "unknown juicefs/ parameter warns (typo)",
     in: vc({ "juicefs/mount-cpu-limt": "1" }),
-    warnings: [/"juicefs\/mount-cpu-limt" is not a setting/],
+    warnings: [/"juicefs\/mount-cpu-limt" is not a key this driver knows; did you mean "juicefs\/mount-cpu-limit"/],
   },
   {
     name: "unrelated volume attributes are ignored",

@@ -174,7 +174,7 @@ t.test("StorageClasses of this driver", async (t) => {
   );
   t.match(await validate(sc({ ...secrets, "juicefs/mount-cpu-limt": "1" })), {
     allowed: true,
-    warnings: [/juicefs\/mount-cpu-limt.*check the spelling/],
+    warnings: [/juicefs\/mount-cpu-limt.*did you mean "juicefs\/mount-cpu-limit"/],
   });
   t.match(await validate({ ...sc({}), provisioner: "ebs.csi.aws.com", mountOptions: ["writeback"] }), {
     allowed: true,
