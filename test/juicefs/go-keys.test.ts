@@ -177,12 +177,13 @@ t.test(
       t.ok(c.prepare?.includes(f), f);
     t.ok(c.mount.includes("--rsa-key=/root/.rsa/rsa-key.pem"), JSON.stringify(c.mount));
     t.notMatch(JSON.stringify([...(c.prepare ?? []), ...c.mount]), /AK2|SK2|https:\/\/b2|pw/);
-    for (const [name, key] of <[string, string][]>[
+    const secretEnvs: [string, string][] = [
       ["JFS_BUCKET2", "bucket2"],
       ["ACCESS_KEY2", "access-key2"],
       ["SECRET_KEY2", "secret-key2"],
       ["JFS_RSA_PASSPHRASE", "passphrase"],
-    ])
+    ];
+    for (const [name, key] of secretEnvs)
       t.ok(
         c.env.some((e) => e.name === name && "secretKey" in e && e.secretKey === key),
         name,

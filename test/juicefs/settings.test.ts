@@ -445,7 +445,9 @@ const cases: Case[] = [
   {
     name: "unknown juicefs/ parameter warns (typo)",
     in: vc({ "juicefs/mount-cpu-limt": "1" }),
-    warnings: [/"juicefs\/mount-cpu-limt" is not a key this driver knows; did you mean "juicefs\/mount-cpu-limit"/],
+    warnings: [
+      /"juicefs\/mount-cpu-limt" is not a key this driver knows; did you mean "juicefs\/mount-cpu-limit"/,
+    ],
   },
   {
     name: "unrelated volume attributes are ignored",
