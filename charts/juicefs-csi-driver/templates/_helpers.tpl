@@ -287,3 +287,30 @@ matchPolicy: Equivalent
 clientConfig:
   {{- include "juicefs-csi.webhookClientConfig" (list . "/validate") | nindent 2 }}
 {{- end -}}
+
+{{/*
+ServiceAccount of the controller or the node plugin: serviceAccount.<component>.name, else the component
+name. Call with (list $ "controller"). (The Go chart's keys; an IAM role's trust names the account.)
+*/}}
+{{- define "juicefs-csi.serviceAccountName" -}}
+{{- $root := index . 0 -}}
+{{- $sa := index (($root.Values.serviceAccount | default dict)) (index . 1) | default dict -}}
+{{- default (include "juicefs-csi.componentName" (list $root (index . 1))) $sa.name -}}
+{{- end -}}
+
+{{/* Pod-level settings the controller and node plugin share: hostAliases, DNS, grace period. Call with (list $ $component-values). */}}
+{{- define "juicefs-csi.podCommon" -}}
+{{- $root := index . 0 -}}
+{{- $c := index . 1 -}}
+{{- with $root.Values.hostAliases }}
+hostAliases:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $root.Values.dnsConfig }}
+dnsConfig:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if hasKey $c "terminationGracePeriodSeconds" }}
+terminationGracePeriodSeconds: {{ $c.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end -}}
