@@ -185,7 +185,12 @@ a choice of the user, so this chart's own versions are used; any other value (a 
 
 {{- /* Mount images */ -}}
 {{- with $v.defaultMountImage -}}
-{{- if .ce -}}{{- $_ := set $v.config.mountImage "community" .ce -}}{{- $renamed = append $renamed "defaultMountImage.ce → config.mountImage.community" -}}{{- end -}}
+{{- if .ce -}}
+{{- $_ := set $v.config.mountImage "community" .ce -}}
+{{- /* The controller copies its juicefs binary from a client image: the same (mirrored) image. */ -}}
+{{- $_ := set $v.juicefsClient "image" .ce -}}
+{{- $renamed = append $renamed "defaultMountImage.ce → config.mountImage.community (and juicefsClient.image)" -}}
+{{- end -}}
 {{- if .ee -}}{{- $_ := set $v.config.mountImage "enterprise" .ee -}}{{- $renamed = append $renamed "defaultMountImage.ee → config.mountImage.enterprise" -}}{{- end -}}
 {{- if and (not .ce) (not .ee) -}}{{- $noEffect = append $noEffect "defaultMountImage: empty; config.mountImage applies" -}}{{- end -}}
 {{- end -}}
