@@ -20,6 +20,9 @@ t.test("the example values files cover every install shape the chart supports", 
   t.same(ciValuesFiles, [
     "cert-manager-values.yaml",
     "custom-kubelet-dir-values.yaml",
+    // A Go JuiceFS CSI Driver chart values file: its defaults, and every key this chart maps (issue 13).
+    "go-chart-defaults-values.yaml",
+    "go-chart-values.yaml",
     "pod-mode-values.yaml",
     "process-mode-values.yaml",
     "provided-certs-values.yaml",
