@@ -179,7 +179,16 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
         }
       : {}),
     ...(nodeClients
-      ? { node: nodeService({ nodeId, clients: nodeClients, mounter, driverConfig, logger: log }) }
+      ? {
+          node: nodeService({
+            nodeId,
+            clients: nodeClients,
+            mounter,
+            driverConfig,
+            logger: log,
+            ...(podMode ? { events: podMode.events } : {}),
+          }),
+        }
       : {}),
   });
   let metrics: HttpServer | undefined;

@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { lstat, mkdir, realpath, rm, rmdir, statfs } from "node:fs/promises";
 import { isAbsolute, join, posix } from "node:path";
 import type { Logger } from "pino";
+import type { EventRecorder } from "../kube/client.ts";
 import { type DriverConfig, parseSettings, settingsHash } from "../juicefs/index.ts";
 import type { ClientInfo, ClientManager } from "../mount/clients.ts";
 import type { Mounter } from "../mount/mounter.ts";
@@ -29,6 +30,8 @@ export interface NodeOptions {
   driverConfig?: DriverConfig;
   mountInfoPath?: string;
   logger?: Logger;
+  /** When given, refused settings are also reported as a Warning Event on the application pod. */
+  events?: EventRecorder;
 }
 
 export function nodeService(opts: NodeOptions): ServiceHandlers {
@@ -57,9 +60,25 @@ export function nodeService(opts: NodeOptions): ServiceHandlers {
             objectName: `volume ${volumeId}`,
           });
           if (!parsed.ok) {
-            throw invalidArgument(
-              `invalid settings for volume ${volumeId}: ${parsed.errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`,
-            );
+            const message = `invalid settings for volume ${volumeId}: ${parsed.errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`;
+            // SREs look at the pod stuck in ContainerCreating: say there why (kubelet's FailedMount
+            // carries the gRPC message too, but only after its back-off and cut short).
+            const c = req.volume_context ?? {};
+            const appPod = c["csi.storage.k8s.io/pod.name"];
+            const appNs = c["csi.storage.k8s.io/pod.namespace"];
+            if (opts.events && appPod && appNs)
+              await opts.events.record(
+                {
+                  kind: "Pod",
+                  name: appPod,
+                  namespace: appNs,
+                  ...(c["csi.storage.k8s.io/pod.uid"] ? { uid: c["csi.storage.k8s.io/pod.uid"] } : {}),
+                },
+                "Warning",
+                "InvalidVolumeSettings",
+                redact(message, secretValues(secrets)),
+              );
+            throw invalidArgument(message);
           }
           const settings = parsed.settings;
           const sub = settings.subPath ? safeSubPath(settings.subPath, "subPath") : "";

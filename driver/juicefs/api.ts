@@ -22,6 +22,12 @@ export interface DriverConfig {
   pvcAnnotationKeys?: string[];
   /** Host folder under which each volume is mounted (default constants.paths.hostMountRoot). */
   hostMountRoot?: string;
+  /**
+   * Accept the `writeback` mount option (and the options implying it) with a warning instead of
+   * refusing it: the explicit opt-in (chart value config.allowWriteback) for volumes made with the Go
+   * driver, which only warned. Data not yet uploaded is lost whenever the client's pod goes away.
+   */
+  allowWriteback?: boolean;
 }
 
 /** Everything settings are made from, as plain decoded objects. */

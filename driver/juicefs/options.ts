@@ -98,7 +98,8 @@ export const fuseOptions: ReadonlySet<string> = new Set([
 const writebackMessage =
   "is refused: it makes the JuiceFS client acknowledge writes before they reach object storage, and in " +
   "Kubernetes the client lives only as long as its Mount Pod or sidecar, so data still waiting to be " +
-  "uploaded is lost when that pod is deleted, evicted, OOM-killed or rescheduled. Remove it";
+  "uploaded is lost when that pod is deleted, evicted, OOM-killed or rescheduled. Remove it (or, to keep " +
+  "a volume running with it and accept that loss, set the chart value config.allowWriteback: true)";
 
 /** Why an option is refused as writeback (or something implying it); undefined if it is not. */
 export function writebackReason(key: string, value: string | undefined): string | undefined {
@@ -270,7 +271,10 @@ function splitOption(
  * Parse and validate mount options from several sources; later sources override earlier ones per key
  * (with a warning when the value changes). All problems are reported, not only the first.
  */
-export function parseMountOptions(sources: readonly OptionSource[]): ParsedMountOptions {
+export function parseMountOptions(
+  sources: readonly OptionSource[],
+  policy: { allowWriteback?: boolean } = {},
+): ParsedMountOptions {
   const errors: SettingsError[] = [];
   const warnings: string[] = [];
   const byKey = new Map<string, { key: string; value?: string; where: string; field: string }>();
@@ -285,7 +289,11 @@ export function parseMountOptions(sources: readonly OptionSource[]): ParsedMount
         const lower = kv.key.toLowerCase();
         if (ignoredOptions.has(lower) && kv.value === undefined) continue;
         const wb = writebackReason(kv.key, kv.value);
-        if (wb) {
+        if (wb && policy.allowWriteback)
+          warnings.push(
+            `${src.origin}: mount option "${opt}" is accepted because config.allowWriteback is true: writes are acknowledged before they reach object storage, and data still waiting to be uploaded is lost when the client's pod is deleted, evicted, OOM-killed or rescheduled`,
+          );
+        else if (wb) {
           errors.push({
             field: src.field,
             value: opt,
@@ -401,7 +409,8 @@ export function validateMountOptions(
   options: readonly string[],
   origin = "mountOptions",
   field = "mountOptions",
+  policy: { allowWriteback?: boolean } = {},
 ): { errors: SettingsError[]; warnings: string[] } {
-  const r = parseMountOptions([{ origin, field, items: options }]);
+  const r = parseMountOptions([{ origin, field, items: options }], policy);
   return { errors: r.errors, warnings: r.warnings };
 }

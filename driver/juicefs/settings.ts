@@ -617,7 +617,7 @@ export function parseSettings(input: SettingsInput): SettingsResult {
   const mo = params.get(keys.mountOptions);
   if (mo && typeof mo.value === "string")
     sources.push({ origin: mo.origin, field: keys.mountOptions, items: [mo.value] });
-  const parsed = parseMountOptions(sources);
+  const parsed = parseMountOptions(sources, { allowWriteback: input.driverConfig?.allowWriteback === true });
   errors.push(...parsed.errors);
   warnings.push(...parsed.warnings);
 

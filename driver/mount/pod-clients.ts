@@ -46,6 +46,7 @@ import {
   isConflict,
   isNotFound,
   type Kube,
+  mergePatch,
   type ObjectRef,
 } from "../kube/client.ts";
 import {
@@ -57,6 +58,13 @@ import {
   type ReleaseResult,
 } from "./clients.ts";
 import type { Mounter } from "./mounter.ts";
+import {
+  goDeleteDelayMs,
+  goMountPodFinalizer,
+  goMountPodSettled,
+  goMountPoint,
+  isGoMountPod,
+} from "./go-mount-pods.ts";
 import { isWithin, type MountEntry, type MountTable, readMountTable } from "./mountinfo.ts";
 import { KeyedMutex } from "./mutex.ts";
 import { containersWithoutPropagation, csiVolumeDirName, volumesOfTarget } from "./propagation.ts";
@@ -113,6 +121,8 @@ interface ClientMeta {
   identities?: { dev: string; root: string }[];
   /** Last known pod spec: what the reconciler recreates a vanished Mount Pod from. */
   pod?: k8s.V1Pod;
+  /** A Mount Pod of the Go driver (go-mount-pods.ts): used and deleted, never recreated. */
+  go?: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -136,7 +146,7 @@ export class PodClientManager implements ClientManager {
     const registers = opts.registry ? [opts.registry] : [];
     this.#actions = new Counter({
       name: "juicefs_csi_mount_pod_actions_total",
-      help: "Mount Pod actions by kind (created, deleted, recreated, rebound, restart_needed, reference_dropped, mount_removed, delete_delayed, delete_cancelled, clean_cache_job, timeout)",
+      help: "Mount Pod actions by kind (created, deleted, recreated, rebound, restart_needed, reference_dropped, mount_removed, delete_delayed, delete_cancelled, clean_cache_job, timeout, go_mount_pod_used)",
       labelNames: ["action"],
       registers,
     });
@@ -157,6 +167,11 @@ export class PodClientManager implements ClientManager {
 
   async ensure(req: ClientRequest): Promise<ClientLease> {
     const started = Date.now();
+    const adopted = await this.#useGoMountPod(req.settings.volumeId);
+    if (adopted) {
+      this.#ensureSeconds.observe({ outcome: "ok" }, (Date.now() - started) / 1000);
+      return adopted;
+    }
     const mountPoint = posix.normalize(hostMountPoint(req.settings, req.hash));
     // Pinned before anything else: a release or sweep running now must not delete what we are about to use.
     const lease = this.#lease(mountPoint);
@@ -307,6 +322,8 @@ export class PodClientManager implements ClientManager {
         if ((!pod || pod.metadata?.deletionTimestamp) && !pinned) this.#meta.delete(meta.mountPoint);
         return;
       }
+      // A young Go Mount Pod may be a publish of the Go node plugin still running during the upgrade.
+      if (meta.go && !goMountPodSettled(pod)) return;
       if (meta.deleteDelayMs > 0) this.#scheduleDelete(meta);
       else await this.#deleteMountPod(meta, "no target references it");
       return;
@@ -550,6 +567,7 @@ export class PodClientManager implements ClientManager {
   /** Rebuilds what we know of a Mount Pod from the pod itself (after a plugin restart). */
   #metaFromPod(p: k8s.V1Pod): ClientMeta | undefined {
     const a = p.metadata?.annotations ?? {};
+    if (isGoMountPod(p, podAnnotations.mountPoint)) return this.#metaFromGoPod(p);
     const mountPoint = a[podAnnotations.mountPoint];
     if (!mountPoint) return undefined;
     const known = this.#meta.get(mountPoint);
@@ -565,6 +583,68 @@ export class PodClientManager implements ClientManager {
     };
     this.#meta.set(mountPoint, meta);
     return meta;
+  }
+
+  // ---- Mount Pods of the Go driver (issue 13) ----
+
+  #metaFromGoPod(p: k8s.V1Pod): ClientMeta | undefined {
+    const mountPoint = goMountPoint(p);
+    if (!mountPoint) return undefined;
+    const meta: ClientMeta = {
+      ...this.#meta.get(mountPoint),
+      podName: p.metadata!.name!,
+      volumeId: p.metadata?.labels?.[labels.volumeId] ?? "",
+      hash: p.metadata?.labels?.[labels.settingsHash] ?? "",
+      mountPoint,
+      deleteDelayMs: goDeleteDelayMs(p),
+      cleanCacheDirs: [],
+      go: true,
+    };
+    this.#meta.set(mountPoint, meta);
+    return meta;
+  }
+
+  /**
+   * A Go Mount Pod on this node that serves `volumeId` now: its mount is used instead of starting a
+   * second client. (Its settings are the ones the Go driver made from the same PV; once its last
+   * target goes, the next publish gets a Mount Pod of this driver with the current settings.)
+   */
+  async #useGoMountPod(volumeId: string): Promise<ClientLease | undefined> {
+    const table = await readMountTable(this.#o.mountInfoPath);
+    for (const p of await this.#listMountPods()) {
+      if (p.metadata?.labels?.[labels.volumeId] !== volumeId) continue;
+      if (!isGoMountPod(p, podAnnotations.mountPoint)) continue;
+      if (p.metadata?.deletionTimestamp || p.status?.phase !== "Running") continue;
+      const mountPoint = goMountPoint(p);
+      if (!mountPoint || !table.at(mountPoint)) continue;
+      const lease = this.#lease(mountPoint);
+      const ok = await this.#locks.run(mountPoint, async () => {
+        this.#cancelDelete(mountPoint, volumeId);
+        let cur: k8s.V1Pod;
+        try {
+          cur = await this.#o.kube.core.readNamespacedPod({
+            namespace: this.#o.namespace,
+            name: p.metadata!.name!,
+          });
+        } catch (e) {
+          if (isNotFound(e)) return false;
+          throw e;
+        }
+        if (cur.metadata?.deletionTimestamp || cur.status?.phase !== "Running") return false;
+        const entry = (await readMountTable(this.#o.mountInfoPath)).at(mountPoint);
+        if (!entry || !(await this.#answers(mountPoint))) return false;
+        const meta = this.#metaFromGoPod(cur);
+        if (meta) remember(meta, entry);
+        return meta !== undefined;
+      });
+      if (ok) {
+        this.#act("go_mount_pod_used");
+        this.#log("info", { mountPod: p.metadata?.name, volumeId }, "using the Go driver's Mount Pod");
+        return lease;
+      }
+      lease.done();
+    }
+    return undefined;
   }
 
   async #adopt(mountPoint: string): Promise<ClientMeta | undefined> {
@@ -961,9 +1041,24 @@ export class PodClientManager implements ClientManager {
       this.#track(this.#removeMountPoint(meta, undefined));
       return false;
     }
+    if (meta.go) {
+      // The Go node plugin removed its finalizer after the unmount; without it the pod would hang
+      // Terminating forever. (Its Secret is owned by the pod and goes with it.)
+      const rest = (pod.metadata?.finalizers ?? []).filter((f) => f !== goMountPodFinalizer);
+      if (rest.length !== (pod.metadata?.finalizers ?? []).length)
+        await core
+          .patchNamespacedPod(
+            { namespace: this.#o.namespace, name: meta.podName, body: { metadata: { finalizers: rest } } },
+            mergePatch,
+          )
+          .catch((e) => {
+            if (!isNotFound(e)) throw e;
+          });
+    }
     await this.#deletePod(pod);
     this.#track(this.#removeMountPoint(meta, pod.metadata?.uid));
-    await core.deleteNamespacedSecret({ namespace: this.#o.namespace, name: meta.podName }).catch(() => {});
+    if (!meta.go)
+      await core.deleteNamespacedSecret({ namespace: this.#o.namespace, name: meta.podName }).catch(() => {});
     this.#act("deleted");
     this.#log("info", { mountPod: meta.podName }, `deleted Mount Pod: ${why}`);
     void this.#event(

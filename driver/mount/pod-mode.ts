@@ -35,6 +35,8 @@ export interface PodMode {
   kube: Kube;
   clients: PodClientManager;
   reconciler: PodReconciler;
+  /** Events of the node plugin (the node service reports refused settings on the app pod with it). */
+  events: EventRecorder;
   stop(): Promise<void>;
 }
 
@@ -87,6 +89,7 @@ export async function startPodMode(o: PodModeOptions): Promise<PodMode> {
     kube: o.kube,
     clients,
     reconciler,
+    events,
     async stop() {
       // Closed first: an ensure() waiting for a Mount Pod gives up now instead of holding the lock
       // the reconciler's last pass waits for.

@@ -214,3 +214,32 @@ t.test("community ignores the enterprise keys in its commands", async (t) => {
   const c = clientCommands(settingsOf({ secret: { ...ceSecret, bucket2: "b2", "secret-key2": "s" } }), mp);
   t.notMatch(JSON.stringify(c), /bucket2|KEY2/);
 });
+
+t.test(
+  "writeback: refused naming the loss and the opt-in; config.allowWriteback mounts it with a warning",
+  async (t) => {
+    const refused = parseSettings(input({ pvMountOptions: ["writeback", "cache-size=100"] }));
+    t.notOk(refused.ok);
+    if (!refused.ok) {
+      const m = refused.errors.map((x) => x.message).join("\n");
+      t.match(m, /mount option "writeback" is refused/);
+      t.match(m, /lost when that pod is deleted, evicted, OOM-killed or rescheduled/);
+      t.match(m, /config\.allowWriteback: true/);
+    }
+    const allowed = parseSettings(
+      input({ pvMountOptions: ["writeback", "upload-delay=1m"], driverConfig: { allowWriteback: true } }),
+    );
+    t.ok(allowed.ok);
+    if (allowed.ok) {
+      t.ok(
+        allowed.settings.mountOptions.includes("writeback"),
+        JSON.stringify(allowed.settings.mountOptions),
+      );
+      t.ok(allowed.settings.mountOptions.includes("upload-delay=1m"));
+      t.equal(
+        allowed.warnings.filter((w) => /accepted because config\.allowWriteback is true/.test(w)).length,
+        2,
+      );
+    }
+  },
+);

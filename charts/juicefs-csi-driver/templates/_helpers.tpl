@@ -269,6 +269,7 @@ podAntiAffinity:
 {{- if $images -}}{{- $_ := set $c "mountImage" $images -}}{{- end -}}
 {{- with .Values.config.overrides -}}{{- $_ := set $c "overrides" . -}}{{- end -}}
 {{- with .Values.config.pvcAnnotationKeys -}}{{- $_ := set $c "pvcAnnotationKeys" . -}}{{- end -}}
+{{- if .Values.config.allowWriteback -}}{{- $_ := set $c "allowWriteback" true -}}{{- end -}}
 {{- if .Values.webhook.enabled -}}
 {{- /* The webhook answers within 80% of the API server's timeout, by the mutating webhook's failure policy. */ -}}
 {{- $budget := mul (int .Values.webhook.timeoutSeconds) 800 -}}
