@@ -57,7 +57,6 @@ import {
   type ClientRequest,
   type ReleaseResult,
 } from "./clients.ts";
-import type { Mounter } from "./mounter.ts";
 import {
   goDeleteDelayMs,
   goMountPodFinalizer,
@@ -65,6 +64,7 @@ import {
   goMountPoint,
   isGoMountPod,
 } from "./go-mount-pods.ts";
+import type { Mounter } from "./mounter.ts";
 import { isWithin, type MountEntry, type MountTable, readMountTable } from "./mountinfo.ts";
 import { KeyedMutex } from "./mutex.ts";
 import { containersWithoutPropagation, csiVolumeDirName, volumesOfTarget } from "./propagation.ts";
