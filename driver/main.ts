@@ -4,19 +4,24 @@ import { constants } from "node:fs";
 import { access, mkdir, readFile } from "node:fs/promises";
 import { createServer, type Server as HttpServer } from "node:http";
 import { delimiter, isAbsolute, join } from "node:path";
+import type * as k8s from "@kubernetes/client-node";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { parse as parseYaml } from "yaml";
 import { createLogger } from "../lib/log.ts";
 import { createRegistry } from "../lib/metrics.ts";
 import { version } from "../lib/version.ts";
-import { controllerService } from "./csi/controller.ts";
+import {
+  controllerService,
+  type PersistentVolumeInfo,
+  type PersistentVolumeReader,
+} from "./csi/controller.ts";
 import { failedPrecondition } from "./csi/errors.ts";
 import { identityService } from "./csi/identity.ts";
 import { nodeService } from "./csi/node.ts";
 import { CsiServer } from "./csi/server.ts";
 import { type DriverConfig, driverName, paths } from "./juicefs/index.ts";
-import { apiMessage, checkApiServer, type Kube, kubeFromConfig } from "./kube/client.ts";
+import { apiMessage, checkApiServer, isNotFound, type Kube, kubeFromConfig } from "./kube/client.ts";
 import type { ClientManager } from "./mount/clients.ts";
 import { SystemMounter } from "./mount/mounter.ts";
 import { type PodMode, startPodModeFromEnv } from "./mount/pod-mode.ts";
@@ -175,6 +180,10 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
             driverConfig,
             logger: log,
             pvcMetadata: pvcMetadataReader(env),
+            // Only with a cluster to ask (tests and csi-sanity run the controller without one).
+            ...(env.KUBECONFIG || env.KUBERNETES_SERVICE_HOST
+              ? { persistentVolumes: persistentVolumeReader(env) }
+              : {}),
           }),
         }
       : {}),
@@ -392,5 +401,43 @@ function pvcMetadataReader(
         `pathPattern uses the labels or annotations of PersistentVolumeClaim ${namespace}/${name}, which cannot be read: ${apiMessage(err)}`,
       );
     }
+  };
+}
+
+/**
+ * PersistentVolumes for DeleteVolume of Go-provisioned volumes (controller.ts deleteGoProvisioned). The
+ * client is made on first use, like pvcMetadataReader's.
+ */
+function persistentVolumeReader(env: NodeJS.ProcessEnv): PersistentVolumeReader {
+  let kube: Kube | undefined;
+  const info = (pv: k8s.V1PersistentVolume): PersistentVolumeInfo => ({
+    name: pv.metadata?.name ?? "",
+    ...(pv.spec?.csi?.driver ? { driver: pv.spec.csi.driver } : {}),
+    ...(pv.spec?.csi?.volumeHandle ? { volumeHandle: pv.spec.csi.volumeHandle } : {}),
+    attributes: pv.spec?.csi?.volumeAttributes ?? {},
+    ...(pv.metadata?.annotations?.["pv.kubernetes.io/provisioned-by"]
+      ? { provisionedBy: pv.metadata.annotations["pv.kubernetes.io/provisioned-by"] }
+      : {}),
+  });
+  const client = () => {
+    kube ??= kubeFromConfig(env.KUBECONFIG || undefined);
+    return kube;
+  };
+  return {
+    async get(name) {
+      try {
+        return info(await client().core.readPersistentVolume({ name }));
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw failedPrecondition(`cannot read PersistentVolume ${name}: ${apiMessage(err)}`);
+      }
+    },
+    async list() {
+      try {
+        return (await client().core.listPersistentVolume()).items.map(info);
+      } catch (err) {
+        throw failedPrecondition(`cannot list PersistentVolumes: ${apiMessage(err)}`);
+      }
+    },
   };
 }

@@ -5,6 +5,7 @@ import { stat } from "node:fs/promises";
 import type { Logger } from "pino";
 import {
   type DriverConfig,
+  driverName,
   type JuiceFSSettings,
   keys,
   parseSettings,
@@ -42,7 +43,27 @@ export interface ControllerOptions {
   driverConfig?: DriverConfig;
   /** Looks up PVC labels/annotations for pathPattern (the Kubernetes API); absent = name/namespace only. */
   pvcMetadata?: (namespace: string, name: string) => Promise<Pick<PvcMetadata, "labels" | "annotations">>;
+  /**
+   * Reads PersistentVolumes (the Kubernetes API): DeleteVolume of a volume this controller has no
+   * record of (one the Go driver provisioned) finds its directory in the PV. Absent = records only.
+   */
+  persistentVolumes?: PersistentVolumeReader;
   logger?: Logger;
+}
+
+/** What DeleteVolume needs to know of a PersistentVolume. */
+export interface PersistentVolumeInfo {
+  name: string;
+  driver?: string;
+  volumeHandle?: string;
+  attributes: Record<string, string>;
+  /** Annotation pv.kubernetes.io/provisioned-by: who provisioned it (absent for static PVs). */
+  provisionedBy?: string;
+}
+
+export interface PersistentVolumeReader {
+  get(name: string): Promise<PersistentVolumeInfo | undefined>;
+  list(): Promise<PersistentVolumeInfo[]>;
 }
 
 /** Volume id used for the controller's own root mounts: one mount per file system, whatever the volume. */
@@ -145,7 +166,11 @@ export function controllerService(opts: ControllerOptions): ServiceHandlers {
       return inflight.run(`volume:${id}`, `volume ${id}`, () =>
         withFileSystem(secrets, async (store) => {
           const rec = await store.get(id);
-          if (!rec) return {}; // unknown volume: already deleted (the spec asks for OK)
+          if (!rec) {
+            // No record: already deleted (the spec asks for OK), or provisioned by the Go driver.
+            await deleteGoProvisioned(id, store, opts, log);
+            return {};
+          }
           const sharers = (await store.all()).filter((r) => r.volumeId !== id && r.subPath === rec.subPath);
           const shared = sharers.length > 0;
           const heir = sharers[0];
@@ -320,4 +345,38 @@ async function dirExists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * DeleteVolume of a volume the Go JuiceFS CSI Driver provisioned (issue 13): it kept no record, its PV
+ * says where the directory is (volumeAttributes.subPath: the PV name or the StorageClass's resolved
+ * pathPattern; pkg/driver/provisioner.go). The external-provisioner calls DeleteVolume only for reclaim
+ * policy Delete. Like the Go driver, the directory is kept when another PV of this driver uses the same
+ * one (pathPattern can give several claims one directory), and it is never outside the volume area
+ * (store.removeDir resolves it under the file system root).
+ */
+async function deleteGoProvisioned(
+  id: string,
+  store: VolumeStore,
+  opts: ControllerOptions,
+  log: Logger | undefined,
+): Promise<void> {
+  const pvs = opts.persistentVolumes;
+  if (!pvs) return;
+  const pv = await pvs.get(id);
+  if (!pv || pv.driver !== driverName || pv.volumeHandle !== id || pv.provisionedBy !== driverName) return;
+  const subPath = safeSubPath(pv.attributes[keys.subPath] || id, `PersistentVolume ${id} subPath`);
+  const shared = (await pvs.list()).some(
+    (o) =>
+      o.name !== pv.name &&
+      o.driver === driverName &&
+      (o.attributes[keys.subPath] || o.volumeHandle) === subPath,
+  );
+  const ours = (await store.all()).some((r) => r.subPath === subPath);
+  if (shared || ours) {
+    log?.info({ volumeId: id, subPath }, "Go-provisioned volume: directory kept, another volume uses it");
+    return;
+  }
+  await store.removeDir(subPath);
+  log?.info({ volumeId: id, subPath }, "Go-provisioned volume directory deleted");
 }

@@ -187,9 +187,9 @@ export const apiAccess = {
     {
       apiGroup: "",
       resource: "persistentvolumes",
-      verbs: ["get"],
+      verbs: ["get", "list"],
       scope: "cluster",
-      why: "DeleteVolume: the request has no volume context, the sub-directory is read from the PV's volumeAttributes",
+      why: "DeleteVolume of a Go-provisioned volume (no record of ours): the sub-directory is read from the PV's volumeAttributes, and other PVs are listed so a directory they share is kept",
     },
   ],
   /** `driver --services node`, every mount mode. */
