@@ -276,6 +276,7 @@ t.test("NOTES.txt lists every Go key it renamed or that has no effect, with the 
     "dashboard:",
     "defaultMountImage",
     "webhook.certManager.enabled",
+    "globalConfig.enabled/manageByHelm/enableNodeSelector",
   ])
     t.ok(notes.includes(key), `NOTES mention ${key}`);
   const own = await helm([
@@ -333,6 +334,10 @@ t.test("Go values this driver cannot honour fail naming the key and the replacem
       says: /validatingWebhook\.timeoutSeconds 9 differs from webhook\.timeoutSeconds 5/,
     },
     { args: ["--set", "controller.unknownGoKey=1"], says: /unknownGoKey/ },
+    {
+      args: ["--set-json", 'globalConfig={"mountPodPatch":[{"hostNetwork":true}]}'],
+      says: /globalConfig\.mountPodPatch is not supported by this driver yet: .*config\.overrides/,
+    },
   ];
   const runs = await Promise.all(cases.map((c) => template(c.args)));
   cases.forEach((c, i) => {

@@ -88,6 +88,17 @@ a choice of the user, so this chart's own versions are used; any other value (a 
 {{- fail "snapshot.enabled: true is not supported by this driver (no VolumeSnapshot support); remove it, and copy data with a Job that mounts both claims" -}}
 {{- end -}}
 
+{{- /* Global config (the Go driver's juicefs-csi-driver-config ConfigMap): not implemented here yet. */ -}}
+{{- with $v.globalConfig -}}
+{{- if .mountPodPatch -}}
+{{- fail "globalConfig.mountPodPatch is not supported by this driver yet: set the same settings per StorageClass (parameters juicefs/mount-image, juicefs/mount-{cpu,memory}-{request,limit}, juicefs/mount-labels, juicefs/mount-annotations, juicefs/host-path, mountOptions) or for every volume with config.overrides; remove globalConfig.mountPodPatch" -}}
+{{- end -}}
+{{- if .enableNodeSelector -}}
+{{- fail "globalConfig.enableNodeSelector: true is not supported by this driver: Mount Pods are bound to their node with nodeName; remove the key" -}}
+{{- end -}}
+{{- $noEffect = append $noEffect "globalConfig.enabled/manageByHelm/enableNodeSelector: no global config ConfigMap here (mountPodPatch is empty); driver-wide settings are under config" -}}
+{{- end -}}
+
 {{- /* Paths and pod-level settings */ -}}
 {{- if hasKey $v "jfsConfigDir" -}}
 {{- $noEffect = append $noEffect "jfsConfigDir: the clients keep their config inside the Mount Pod (enterprise: juicefs auth at start, or the Secret's initconfig)" -}}
