@@ -20,7 +20,13 @@ import { failedPrecondition } from "./csi/errors.ts";
 import { identityService } from "./csi/identity.ts";
 import { nodeService } from "./csi/node.ts";
 import { CsiServer } from "./csi/server.ts";
-import { type DriverConfig, driverName, paths } from "./juicefs/index.ts";
+import {
+  type DriverConfig,
+  driverName,
+  paths,
+  type TemplateObject,
+  type TemplateObjects,
+} from "./juicefs/index.ts";
 import { apiMessage, checkApiServer, isNotFound, type Kube, kubeFromConfig } from "./kube/client.ts";
 import type { ClientManager } from "./mount/clients.ts";
 import { SystemMounter } from "./mount/mounter.ts";
@@ -196,6 +202,9 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
             driverConfig,
             logger: log,
             ...(podMode ? { events: podMode.events } : {}),
+            ...(env.KUBECONFIG || env.KUBERNETES_SERVICE_HOST
+              ? { templateObjects: templateObjectReader(env, nodeId) }
+              : {}),
           }),
         }
       : {}),
@@ -439,5 +448,60 @@ function persistentVolumeReader(env: NodeJS.ProcessEnv): PersistentVolumeReader 
         throw failedPrecondition(`cannot list PersistentVolumes: ${apiMessage(err)}`);
       }
     },
+  };
+}
+
+/**
+ * The Node and the PVC that `${.node.*}` / `${.pvc.*}` templates read at NodePublishVolume. The claim
+ * is the one of the PV whose name the kubelet puts in the target path
+ * (`<kubelet>/pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount`), through the PV's claimRef.
+ */
+export function templateObjectReader(
+  env: NodeJS.ProcessEnv,
+  nodeName: string,
+): (req: { target: string; needs: Set<TemplateObject> }) => Promise<TemplateObjects> {
+  let kube: Kube | undefined;
+  return async ({ target, needs }) => {
+    kube ??= kubeFromConfig(env.KUBECONFIG || undefined);
+    const core = kube.core;
+    const out: TemplateObjects = {};
+    if (needs.has("node")) {
+      try {
+        const n = await core.readNode({ name: nodeName });
+        out.node = {
+          name: n.metadata?.name ?? nodeName,
+          ...(n.spec?.podCIDR ? { podCIDR: n.spec.podCIDR } : {}),
+          labels: n.metadata?.labels ?? {},
+          annotations: n.metadata?.annotations ?? {},
+        };
+      } catch (err) {
+        throw failedPrecondition(
+          `\${.node.*} templates need Node ${nodeName}, which cannot be read: ${apiMessage(err)}`,
+        );
+      }
+    }
+    const pvName = /\/volumes\/kubernetes\.io~csi\/([^/]+)\/mount$/.exec(target)?.[1];
+    if (needs.has("pvc") && pvName) {
+      try {
+        const claim = (await core.readPersistentVolume({ name: pvName })).spec?.claimRef;
+        if (claim?.name && claim.namespace) {
+          const pvc = await core.readNamespacedPersistentVolumeClaim({
+            name: claim.name,
+            namespace: claim.namespace,
+          });
+          out.pvc = {
+            name: claim.name,
+            namespace: claim.namespace,
+            labels: pvc.metadata?.labels ?? {},
+            annotations: pvc.metadata?.annotations ?? {},
+          };
+        }
+      } catch (err) {
+        throw failedPrecondition(
+          `\${.pvc.*} templates need the claim of PersistentVolume ${pvName}, which cannot be read: ${apiMessage(err)}`,
+        );
+      }
+    }
+    return out;
   };
 }

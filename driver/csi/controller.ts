@@ -118,6 +118,7 @@ export function controllerService(opts: ControllerOptions): ServiceHandlers {
       const subPath = pattern
         ? resolvePathPattern(pattern, await pvcMetadata(pattern, parameters, opts))
         : safeSubPath(name, "volume name");
+      const perNode = /\$\{\s*\.node\./i.test(subPath);
 
       return inflight.run(`volume:${name}`, `volume ${name}`, () =>
         withFileSystem(secrets, async (store) => {
@@ -133,10 +134,11 @@ export function controllerService(opts: ControllerOptions): ServiceHandlers {
                 `volume ${name} exists with capacity ${rec.capacityBytes} bytes, incompatible with the requested range`,
               );
             }
-            await store.makeDir(subPath);
+            if (!perNode) await store.makeDir(subPath);
           } else {
             // Record first: if we stop half-way, a retry finds it and knows whether we made the dir.
-            const existed = await dirExists(store.pathOf(subPath));
+            // ${.node.*} in pathPattern: one directory per node, made by the node plugin at publish.
+            const existed = perNode || (await dirExists(store.pathOf(subPath)));
             rec = {
               volumeId: name,
               subPath,
@@ -145,7 +147,7 @@ export function controllerService(opts: ControllerOptions): ServiceHandlers {
               createdAt: new Date().toISOString(),
             };
             await store.put(rec);
-            await store.makeDir(subPath);
+            if (!perNode) await store.makeDir(subPath);
             log?.info({ volumeId: name, subPath, created: rec.created }, "volume created");
           }
           return { volume: volumeOf(rec, parameters) };

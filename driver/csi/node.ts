@@ -5,7 +5,14 @@ import { mkdirSync } from "node:fs";
 import { lstat, mkdir, realpath, rm, rmdir, statfs } from "node:fs/promises";
 import { isAbsolute, join, posix } from "node:path";
 import type { Logger } from "pino";
-import { type DriverConfig, parseSettings, settingsHash } from "../juicefs/index.ts";
+import {
+  type DriverConfig,
+  parseSettings,
+  settingsHash,
+  type TemplateObject,
+  type TemplateObjects,
+  templateNeeds,
+} from "../juicefs/index.ts";
 import type { EventRecorder } from "../kube/client.ts";
 import type { ClientInfo, ClientManager } from "../mount/clients.ts";
 import type { Mounter } from "../mount/mounter.ts";
@@ -32,6 +39,11 @@ export interface NodeOptions {
   logger?: Logger;
   /** When given, refused settings are also reported as a Warning Event on the application pod. */
   events?: EventRecorder;
+  /**
+   * Reads the Node and the PVC that `${.node.*}` / `${.pvc.*}` templates in mountOptions and subPath
+   * need (the Kubernetes API). Absent: such a template fails the publish naming what is missing.
+   */
+  templateObjects?: (req: { target: string; needs: Set<TemplateObject> }) => Promise<TemplateObjects>;
 }
 
 export function nodeService(opts: NodeOptions): ServiceHandlers {
@@ -50,7 +62,16 @@ export function nodeService(opts: NodeOptions): ServiceHandlers {
 
       return inflight
         .run(`target:${target}`, `target ${target}`, async () => {
+          const vctx = req.volume_context ?? {};
+          const needs = templateNeeds([
+            ...(cap.mount?.mount_flags ?? []),
+            vctx.mountOptions ?? "",
+            vctx.subPath ?? "",
+          ]);
+          const templateObjects =
+            needs.size > 0 && opts.templateObjects ? await opts.templateObjects({ target, needs }) : {};
           const parsed = parseSettings({
+            templateObjects,
             volumeId,
             secret: secrets,
             volumeContext: req.volume_context ?? {},

@@ -2,6 +2,7 @@
 // the PVC the external-provisioner names (--extra-create-metadata). The result is always a
 // relative path strictly inside the file system root; nothing a user writes can escape it.
 import { posix } from "node:path";
+import { fillTemplates } from "../juicefs/templates.ts";
 import { invalidArgument } from "./errors.ts";
 
 /** Parameters the external-provisioner adds with --extra-create-metadata. */
@@ -37,7 +38,13 @@ function sanitizeValue(v: string): string {
  * never add path separators. Throws InvalidArgument naming what is missing.
  */
 export function resolvePathPattern(pattern: string, meta: PvcMetadata): string {
-  const out = pattern.replace(/\$\{\s*([^}]*?)\s*\}/g, (_m, expr: string) => {
+  const out = pattern.replace(/\$\{\s*([^}]*?)\s*\}/g, (whole: string, expr: string) => {
+    // ${.node.*}: the node plugin fills it at publish (one directory per node, as in the Go driver).
+    if (/^\.node\./i.test(expr)) {
+      const bad = fillTemplates(whole, {}, { keep: ["node"] }).errors[0];
+      if (bad) throw invalidArgument(`pathPattern: ${bad}`);
+      return whole;
+    }
     const ref = /^\.(pvc|pv)\.(name|namespace|labels|annotations)(?:\.(.+))?$/i.exec(expr);
     if (!ref) throw invalidArgument(`pathPattern: unknown reference \${${expr}}`);
     const obj = (ref[1] ?? "").toLowerCase();

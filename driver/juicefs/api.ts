@@ -9,6 +9,7 @@ import type {
   V1PodDNSConfig,
   V1Toleration,
 } from "@kubernetes/client-node";
+import type { TemplateObjects } from "./templates.ts";
 
 export type Edition = "community" | "enterprise";
 
@@ -45,6 +46,12 @@ export interface SettingsInput {
   storageClass?: { name?: string; parameters?: Record<string, string>; mountOptions?: string[] };
   pvcAnnotations?: Record<string, string>;
   driverConfig?: DriverConfig;
+  /**
+   * The Node and PVC that `${.node.*}` / `${.pvc.*}` templates in mountOptions and subPath read
+   * (templates.ts). Given by whoever mounts (the node plugin): a reference to an object it lacks is an
+   * error. Absent (admission, validation): references are checked and left as written.
+   */
+  templateObjects?: TemplateObjects;
   /** The publish asked for read-only. */
   readOnly?: boolean;
   /** Names the object the settings come from in messages, e.g. "PersistentVolume pv-1". */

@@ -36,3 +36,4 @@ export { driverOwnedOptions, parseSizeMiB, validateMountOptions, writebackReason
 export { buildMountPod, mountPodTerminationGraceSeconds } from "./pod.ts";
 export { formatCpu, formatMemory, parseQuantity } from "./quantity.ts";
 export { parseSettings, redacted } from "./settings.ts";
+export * from "./templates.ts";

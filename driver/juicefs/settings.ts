@@ -33,6 +33,7 @@ import {
 import { isDns1123Subdomain, isEnvName, isLabelValue, isQualifiedName, parseStringMap } from "./maps.ts";
 import { normalizeSubdir, type OptionSource, parseMountOptions } from "./options.ts";
 import { formatCpu, formatMemory, parseQuantity } from "./quantity.ts";
+import { fillTemplates } from "./templates.ts";
 
 export const redacted = "[REDACTED]";
 
@@ -406,6 +407,16 @@ export function parseSettings(input: SettingsInput): SettingsResult {
     const p = params.get(k);
     return p === undefined ? undefined : { value: p.value.trim(), origin: p.origin };
   };
+  // ${.node.*} / ${.pvc.*} templates (mountOptions, subPath): filled from input.templateObjects.
+  const fill = (text: string, field: string, origin: string, forbidden: RegExp): string => {
+    if (!text.includes("${")) return text;
+    const r = fillTemplates(text, input.templateObjects ?? {}, {
+      keepUnknown: input.templateObjects === undefined,
+      forbidden,
+    });
+    for (const e of r.errors) err(field, text, `${origin}: ${e}`);
+    return r.value;
+  };
 
   // image
   const imageParam = param(keys.mountImage);
@@ -564,7 +575,9 @@ export function parseSettings(input: SettingsInput): SettingsResult {
 
   // subPath
   let subPath = "";
-  const sp = param(keys.subPath);
+  const spRaw = param(keys.subPath);
+  // A path element may not gain a "/" from a value (it would change the directory structure).
+  const sp = spRaw && { ...spRaw, value: fill(spRaw.value, keys.subPath, spRaw.origin, /[/\\]/) };
   if (sp && sp.value !== "") {
     const n = normalizeSubdir(sp.value);
     if (n === undefined)
@@ -606,17 +619,28 @@ export function parseSettings(input: SettingsInput): SettingsResult {
   // ---- Mount options ----
   const pvName = input.objectName ?? `volume ${volumeId}`;
   const sources: OptionSource[] = [];
+  // A filled value may not add options (",") or control characters.
+  const fillItems = (items: readonly string[], field: string, origin: string) =>
+    items.map((i) => (typeof i === "string" ? fill(i, field, origin, /[,\u0000-\u001f\u007f]/) : i));
   if (input.storageClass?.mountOptions)
     sources.push({
       origin: `${scOrigin} mountOptions`,
       field: "mountOptions",
-      items: input.storageClass.mountOptions,
+      items: fillItems(input.storageClass.mountOptions, "mountOptions", `${scOrigin} mountOptions`),
     });
   if (input.pvMountOptions)
-    sources.push({ origin: `${pvName} mountOptions`, field: "mountOptions", items: input.pvMountOptions });
+    sources.push({
+      origin: `${pvName} mountOptions`,
+      field: "mountOptions",
+      items: fillItems(input.pvMountOptions, "mountOptions", `${pvName} mountOptions`),
+    });
   const mo = params.get(keys.mountOptions);
   if (mo && typeof mo.value === "string")
-    sources.push({ origin: mo.origin, field: keys.mountOptions, items: [mo.value] });
+    sources.push({
+      origin: mo.origin,
+      field: keys.mountOptions,
+      items: fillItems([mo.value], keys.mountOptions, mo.origin),
+    });
   const parsed = parseMountOptions(sources, { allowWriteback: input.driverConfig?.allowWriteback === true });
   errors.push(...parsed.errors);
   warnings.push(...parsed.warnings);

@@ -1,7 +1,9 @@
 // A node switched from the Go JuiceFS CSI Driver (issue 13): its Mount Pods (their real shape: labels,
 // name, finalizer, jfs-dir at /jfs, mount path from the command) are used, not duplicated, and deleted
 // like ours when the last target goes; a PV with writeback fails publish with an error and an Event on
-// the app pod naming the option, the loss and the opt-in, and mounts once the opt-in is set.
+// the app pod naming the option, the loss and the opt-in, and mounts once the opt-in is set; templates
+// of the Go driver are filled at publish from the Node and the claim the node plugin reads.
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: templates are ${...} in plain strings
 import "../csi/mount-namespace.ts";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -9,12 +11,15 @@ import { join } from "node:path";
 import type * as k8s from "@kubernetes/client-node";
 import t from "tap";
 import { nodeService } from "../../driver/csi/node.ts";
+import { apiAccess } from "../../driver/juicefs/constants.ts";
+import { mergePatch as k8sMergePatch } from "../../driver/kube/client.ts";
+import { templateObjectReader } from "../../driver/main.ts";
 import { goMountPoint, isGoMountPod } from "../../driver/mount/go-mount-pods.ts";
 import { SystemMounter } from "../../driver/mount/mounter.ts";
 import { podAnnotations } from "../../driver/mount/pod-clients.ts";
 import { eventually } from "../kube/cluster.ts";
 import { standInsDir } from "../kube/kubelet.ts";
-import { driverNamespace, type E2E, secretFor, startE2E } from "./harness.ts";
+import { driverNamespace, type E2E, nodePluginUser, secretFor, startE2E } from "./harness.ts";
 
 const skipRoot = process.getuid?.() === 0 ? false : "needs root (CAP_SYS_ADMIN) for bind mounts";
 const needsStandIns = process.env.KUBECONFIG ? "creates a Mount Pod that runs the juicefs stand-in" : false;
@@ -235,6 +240,85 @@ t.test(
       "the opt-in mounts with writeback",
     );
     await e.unpublish(target, volumeId);
+    await eventually("Mount Pod gone", async () => (await e.mountPods(volumeId)).length === 0, 15_000);
+  },
+);
+
+t.test(
+  "templates at publish: ${.node.labels.X} in mountOptions and ${.pvc.*}/${.node.*} in subPath, read as the node plugin",
+  { skip: skipRoot || needsStandIns },
+  async (t) => {
+    const volumeId = "pv-tpl";
+    await e.admin.core.patchNode(
+      { name: e.nodeName, body: { metadata: { labels: { zone: "zone-a" } } } },
+      k8sMergePatch,
+    );
+    await e.admin.core.createNamespacedPersistentVolumeClaim({
+      namespace: "default",
+      body: {
+        metadata: { name: "tpl-claim", annotations: { tier: "gold" } },
+        spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Gi" } } },
+      },
+    });
+    await e.admin.core.createPersistentVolume({
+      body: {
+        metadata: { name: volumeId },
+        spec: {
+          capacity: { storage: "1Gi" },
+          accessModes: ["ReadWriteMany"],
+          claimRef: { namespace: "default", name: "tpl-claim" },
+          csi: { driver: "csi.juicefs.com", volumeHandle: volumeId },
+        },
+      },
+    });
+    const node = nodeService({
+      nodeId: e.nodeName,
+      clients: e.mode.clients,
+      mounter: new SystemMounter(),
+      driverConfig: { hostMountRoot: e.mountRoot },
+      templateObjects: templateObjectReader({ KUBECONFIG: join(e.dir, "node-kubeconfig") }, e.nodeName),
+    });
+    const app = await e.createAppPod("tpl-app");
+    const target = e.targetOf(app, volumeId);
+    await node.NodePublishVolume!({
+      volume_id: volumeId,
+      target_path: target,
+      volume_capability: {
+        mount: { fs_type: "", mount_flags: [`cache-dir=${join(e.dir, "cache")}/\${.node.labels.zone}`] },
+        access_mode: { mode: "MULTI_NODE_MULTI_WRITER" },
+      },
+      readonly: false,
+      secrets: secretFor(volumeId),
+      volume_context: {
+        subPath: "${.pvc.annotations.tier}-${.node.name}",
+        "csi.storage.k8s.io/pod.name": app.metadata!.name!,
+        "csi.storage.k8s.io/pod.namespace": "default",
+        "csi.storage.k8s.io/pod.uid": app.metadata!.uid!,
+      },
+    } as never);
+    const [pod] = await e.mountPods(volumeId);
+    t.ok(
+      pod?.spec?.volumes?.some((v) => v.hostPath?.path === join(e.dir, "cache", "zone-a")),
+      "cache-dir from the Node's label",
+    );
+    const mp = pod?.metadata?.annotations?.[podAnnotations.mountPoint] ?? "";
+    writeFileSync(join(target, "x"), "1");
+    t.equal(
+      readFileSync(join(mp, `gold-${e.nodeName}`, "x"), "utf8"),
+      "1",
+      "the target is <tier>-<node> of the file system",
+    );
+    for (const call of e.cluster?.api.accessLog.get(nodePluginUser) ?? []) {
+      const [verb, resource] = call.split(" ");
+      t.ok(
+        [...apiAccess.node, ...apiAccess.nodeMountPod].some(
+          (a) =>
+            `${a.apiGroup}/${a.resource}` === resource && (a.verbs as readonly string[]).includes(verb ?? ""),
+        ),
+        `${call} is granted to the node plugin`,
+      );
+    }
+    await node.NodeUnpublishVolume!({ volume_id: volumeId, target_path: target } as never);
     await eventually("Mount Pod gone", async () => (await e.mountPods(volumeId)).length === 0, 15_000);
   },
 );
