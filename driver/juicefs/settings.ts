@@ -118,6 +118,9 @@ const formatOptionsOwnedKeys: ReadonlySet<string> = new Set([
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we refuse
 const controlRe = /[\u0000-\u001f\u007f]/;
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we refuse
+const optionValueForbidden = /[,\u0000-\u001f\u007f]/;
+
 interface Param {
   value: string;
   origin: string;
@@ -621,7 +624,7 @@ export function parseSettings(input: SettingsInput): SettingsResult {
   const sources: OptionSource[] = [];
   // A filled value may not add options (",") or control characters.
   const fillItems = (items: readonly string[], field: string, origin: string) =>
-    items.map((i) => (typeof i === "string" ? fill(i, field, origin, /[,\u0000-\u001f\u007f]/) : i));
+    items.map((i) => (typeof i === "string" ? fill(i, field, origin, optionValueForbidden) : i));
   if (input.storageClass?.mountOptions)
     sources.push({
       origin: `${scOrigin} mountOptions`,

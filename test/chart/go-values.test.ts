@@ -1,6 +1,7 @@
 // Values files of the Go JuiceFS CSI Driver chart (issue 13): its defaults render, every key it maps
 // lands in the rendered objects, keys without effect are listed in NOTES.txt with the reason, and a
 // value this driver cannot honour fails the render naming the key and the replacement.
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: pathPattern templates are ${...} in plain strings
 import t from "tap";
 import {
   type Container,
