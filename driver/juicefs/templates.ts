@@ -24,7 +24,9 @@ export interface TemplateObjects {
 
 export type TemplateObject = "node" | "pvc";
 
-const refRe = /\$\{\s*([^}]*?)\s*\}/g;
+// A template starts with a dot (`${.node.name}`): any other `${...}` is literal text, as a value may hold
+// one (passwords, shell snippets in options) and must reach the client verbatim.
+const refRe = /\$\{\s*(\.[^}]*?)\s*\}/g;
 const exprRe = /^\.(node|pvc|pv)\.(name|namespace|podcidr|labels|annotations)(?:\.(.+))?$/i;
 
 interface Ref {

@@ -421,6 +421,7 @@ t.test("the ConfigMap's keys are DriverConfig's (type-checked) plus the webhook'
   );
   t.same(Object.keys(config).sort(), [...driverKeys, "webhook"].sort());
   t.same(Object.keys(schema.properties.config.properties).sort(), [
+    "allowWriteback",
     "mountImage",
     "overrides",
     "pvcAnnotationKeys",
