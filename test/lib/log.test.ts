@@ -43,6 +43,40 @@ t.test("secrets are redacted at any depth, other fields kept", async (t) => {
   });
 });
 
+t.test(
+  "secrets are redacted six levels deep, inside arrays, in child bindings and under any case",
+  async (t) => {
+    const out = capture();
+    const log = createLogger({ level: "info", destination: out.stream }).child({
+      binding: { nested: [{ token: "BINDTOKEN" }] },
+    });
+    const shared = { metaurl: "redis://:SHAREDPW@h/1", keep: "kept-shared" };
+    const cyclic: Record<string, unknown> = { name: "loop", password: "CYCLEPW" };
+    cyclic.self = cyclic;
+    log.info(
+      {
+        a: { b: { c: { d: { e: { f: { metaurl: "redis://:DEPTH6PW@h/1", name: "fs-6" } } } } } },
+        list: [[{ "secret-key": "ARRAYSK" }], { items: [{ envs: '{"META_PASSWORD":"ENVPW"}' }] }],
+        twice: [shared, shared],
+        cyclic,
+        Header: { Authorization: "Bearer AUTHHDR" },
+      },
+      "deep",
+    );
+    const raw = JSON.stringify(out.lines());
+    for (const s of ["BINDTOKEN", "SHAREDPW", "CYCLEPW", "DEPTH6PW", "ARRAYSK", "ENVPW", "AUTHHDR"])
+      t.notMatch(raw, s, `${s} is not logged`);
+    // biome-ignore lint/suspicious/noExplicitAny: a parsed log line, read by known paths
+    const [line] = out.lines() as [Record<string, any>];
+    t.equal(line.a.b.c.d.e.f.metaurl, "[REDACTED]", "depth 6");
+    t.equal(line.a.b.c.d.e.f.name, "fs-6", "other keys at depth 6 kept");
+    t.equal(line.list[0][0]["secret-key"], "[REDACTED]", "array of arrays");
+    t.equal(line.list[1].items[0].envs, "[REDACTED]", "array inside an object inside an array");
+    t.equal(line.twice[1].keep, "kept-shared", "an object logged twice is kept both times");
+    t.equal(line.binding.nested[0].token, "[REDACTED]", "child bindings");
+  },
+);
+
 t.test("level from option, then $LOG_LEVEL; a bad level is refused by name", async (t) => {
   const out = capture();
   createLogger({ level: "warn", destination: out.stream }).info("hidden");
