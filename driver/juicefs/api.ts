@@ -115,8 +115,15 @@ export type SettingsResult =
   | { ok: true; settings: JuiceFSSettings; warnings: string[] }
   | { ok: false; errors: SettingsError[]; warnings: string[] };
 
-/** An environment variable of the client: a literal, or a Secret key (never inlined). */
-export type ClientEnv = { name: string; value: string } | { name: string; secretKey: string };
+/**
+ * An environment variable of the client: a literal (driver-made, never from a Secret), a Secret key, or
+ * the entry `envsEntry` of the Secret's `envs` map. Secret values are never inlined: the container
+ * builder turns the last two into secretKeyRef / Secret file references, process mode resolves them.
+ */
+export type ClientEnv =
+  | { name: string; value: string }
+  | { name: string; secretKey: string }
+  | { name: string; envsEntry: string };
 
 /**
  * The client's command lines. Arguments reference secret values as Kubernetes `$(VAR)` expansions
@@ -146,6 +153,11 @@ export interface MountContainerOptions {
   mountRoot?: string;
   /** Name of the pod volume mounted at mountRoot; default "jfs-dir". */
   mountVolumeName?: string;
+  /**
+   * Folder (inside the container) with one file per `envs` variable, for sidecars, whose Secret holds
+   * `envs` as one YAML/JSON value. Unset: each variable is a key of `secretName` (envsSecretKey).
+   */
+  envsDir?: string;
 }
 
 export interface NodeInheritance {

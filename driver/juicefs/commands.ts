@@ -1,10 +1,13 @@
 // The client's command lines, as argv arrays: no shell ever parses user data.
 // Secret values are never literals: each one is an env entry backed by a Secret key (secretKeyRef in pods)
-// and the arguments reference it as a Kubernetes `$(VAR)` expansion. Every literal piece of user data in
+// and the arguments reference it as a Kubernetes `$(VAR)` expansion. The meta URL is the exception: its
+// argument is `metaUrlArg`, which the runner replaces by the URL without its password (the password goes
+// to META_PASSWORD), so no password reaches a command line (container.ts for pods, process mode itself). Every literal piece of user data in
 // an argument has its "$" doubled, which the kubelet's expansion turns back into one "$", so a value
 // containing "$(JFS_METAURL)" reaches the client verbatim instead of pulling the metaurl into it.
 import type { ClientCommands, ClientEnv, JuiceFSSettings } from "./api.ts";
-import { ports } from "./constants.ts";
+import { ports, secretKeys } from "./constants.ts";
+import { splitMetaPassword } from "./metaurl.ts";
 import { fuseOptions } from "./options.ts";
 
 /** Env vars the driver defines, each backed by a key of the volume's Secret (settings.secret). */
@@ -36,6 +39,12 @@ export const secretFiles = {
 
 /** Config dir of the enterprise client (where `juicefs auth` writes `<name>.conf`). */
 const enterpriseConfDir = "/root/.juicefs";
+
+/** The variable JuiceFS reads the meta engine's password from (see metaurl.ts). */
+export const metaPasswordEnv = "META_PASSWORD";
+
+/** The argument that stands for the meta URL (community edition): `$(JFS_METAURL)`. */
+export const metaUrlArg = `$(${secretEnv.metaurl.name})`;
 
 /** Names a user's `envs` cannot use (they would shadow the driver's references). */
 export const reservedEnvNames: ReadonlySet<string> = new Set(Object.values(secretEnv).map((e) => e.name));
@@ -165,7 +174,11 @@ export function clientCommands(settings: JuiceFSSettings, mountPoint: string): C
     ];
   }
 
-  for (const [name, value] of Object.entries(settings.envs)) env.push({ name, value });
+  // A password in the meta URL wins over an `envs` META_PASSWORD, as it did when the URL carried it
+  // (JuiceFS only fills an empty password slot): the client's META_PASSWORD comes from the URL then.
+  const urlPassword = community && splitMetaPassword(s[secretKeys.metaurl] ?? "").password !== undefined;
+  for (const name of Object.keys(settings.envs))
+    if (!(urlPassword && name === metaPasswordEnv)) env.push({ name, envsEntry: name });
 
   const flags: string[] = [];
   const fuse: string[] = [];

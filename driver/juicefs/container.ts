@@ -2,7 +2,7 @@
 // (a hostPath for Mount Pods, an emptyDir shared with the app for sidecars) differs, and that is an option.
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import type { JuiceFSSettings, MountContainerOptions } from "./api.ts";
-import { clientCommands, escapeEnvRefs } from "./commands.ts";
+import { clientCommands, escapeEnvRefs, metaUrlArg } from "./commands.ts";
 import { ports } from "./constants.ts";
 import { safePathSegment } from "./names.ts";
 
@@ -15,25 +15,60 @@ export const mountDirVolumeName = "jfs-dir";
 export const defaultSidecarMountRoot = "/jfs";
 
 /**
- * Runs `prepare` then execs `mount` without ever parsing user data as shell code: the script is fixed, and
- * the command lines arrive as positional parameters ($1 = number of prepare words). `eval` only sees the
- * text `"${1}" "${2}" ...`, built from integers, so each word is passed as one argument, verbatim.
- * Written with "$$" because the kubelet expands `$(VAR)` in command and args ("$$" becomes "$").
+ * The client's start script, fixed text: no user data is ever parsed as shell code. Arguments:
+ *   $1  number of prepare words (juicefs format / auth), 0 for none
+ *   $2  comma list of the word positions that stand for the meta URL ("" for none)
+ *   $3  folder with one file per `envs` variable, named after it ("" for none; sidecars)
+ *   then the prepare words, then the mount words.
+ * The meta URL comes from $JFS_METAURL (a secretKeyRef); the script removes it from the environment,
+ * moves its password to $META_PASSWORD (same rule as metaurl.ts splitMetaPassword) and passes the URL
+ * without it where the positions say, so the password is never part of any process's arguments.
+ * `eval` only ever sees text built from integers and the fixed words "$meta" and "$eN": each word is
+ * passed as one argument, verbatim. Variables read from files are set with `env NAME=VALUE` (their
+ * names may hold "-" or ".", which `export` refuses). Written with "$$" because the kubelet expands
+ * `$(VAR)` in command and args ("$$" becomes "$").
  */
-const runScript = escapeEnvRefs(
+export const startScript = escapeEnvRefs(
   [
     "set -e",
-    "n=$1",
-    "shift",
-    'cmd=""',
-    "i=1",
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter reference, not a JS template
-    'while [ "$i" -le "$n" ]; do cmd="$cmd \\"\\${$i}\\""; i=$((i + 1)); done',
-    'if [ "$n" -gt 0 ]; then eval "$cmd"; fi',
-    'shift "$n"',
-    'exec "$@"',
+    "n=$1; pos=$2; envdir=$3; shift 3",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
+    "meta=${JFS_METAURL-}; unset JFS_METAURL",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
+    'rest=${meta#*://}; authority=${rest%%/*}',
+    'case $meta in *://*) case $authority in *@*)',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
+    '  userinfo=${authority%@*}',
+    '  case $userinfo in *:?*)',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
+    '    META_PASSWORD=${userinfo#*:}; export META_PASSWORD',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
+    '    meta="${meta%%://*}://${userinfo%%:*}:@${rest#"$userinfo"@}" ;; esac ;;',
+    "esac ;; esac",
+    'envs=""; k=0',
+    'if [ -n "$envdir" ]; then',
+    '  for f in "$envdir"/*; do',
+    '    [ -f "$f" ] || continue',
+    '    v=$(cat "$f"; echo x); k=$((k + 1))',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
+    '    eval "e$k=\\"\\${f##*/}=\\${v%x}\\""; envs="$envs \\"\\$e$k\\""',
+    "  done",
+    '  if [ "$k" -gt 0 ]; then envs="env$envs"; fi',
+    "fi",
+    'i=1; total=$#; pre=""; run=""',
+    'while [ "$i" -le "$total" ]; do',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
+    '  case ",$pos," in *",$i,"*) w=\'"$meta"\' ;; *) w="\\"\\${$i}\\"" ;; esac',
+    '  if [ "$i" -le "$n" ]; then pre="$pre $w"; else run="$run $w"; fi',
+    "  i=$((i + 1))",
+    "done",
+    'if [ -n "$pre" ]; then eval "$envs $pre"; fi',
+    'eval "exec $envs $run"',
   ].join("\n"),
 );
+
+/** The word passed where the meta URL goes; the start script replaces it (no value of it is in the spec). */
+export const metaUrlPlaceholder = "<metaurl>";
 
 /**
  * FUSE-served check: the root of a JuiceFS mount has inode 1, a plain directory does not, and a dead FUSE
@@ -99,30 +134,50 @@ export function secretFileVolumes(settings: JuiceFSSettings, secretName: string)
 
 /**
  * The Secret data a client container expects in `opts.secretName`: settings.secret as is (canonical keys,
- * normalized values). Create/refresh that Secret with exactly this data.
+ * normalized values) plus one key per `envs` variable. Create/refresh that Secret with exactly this data.
  */
-export const mountSecretData = (settings: JuiceFSSettings): Record<string, string> => ({
-  ...settings.secret,
-});
+export const mountSecretData = (settings: JuiceFSSettings): Record<string, string> => {
+  const data: Record<string, string> = { ...settings.secret };
+  for (const [name, value] of Object.entries(settings.envs)) data[envsSecretKey(name)] = value;
+  return data;
+};
+
+/**
+ * The key of the driver's per-volume Secret that holds one `envs` variable (Secret keys allow the same
+ * characters as env names: letters, digits, "-", "_", ".").
+ */
+export const envsSecretKey = (name: string): string => `envs.${name}`;
 
 export function buildMountContainer(settings: JuiceFSSettings, opts: MountContainerOptions): V1Container {
   assertMountPoint(opts.mountPoint);
   const mountRoot = opts.mountRoot ?? parentDir(opts.mountPoint);
   const cmds = clientCommands(settings, opts.mountPoint);
-  const env: V1EnvVar[] = cmds.env.map((e) =>
-    "secretKey" in e
-      ? { name: e.name, valueFrom: { secretKeyRef: { name: opts.secretName, key: e.secretKey } } }
-      : // Literal values are expanded by the kubelet too (references to earlier variables): escape them.
-        { name: e.name, value: escapeEnvRefs(e.value) },
-  );
+  const env: V1EnvVar[] = [];
+  for (const e of cmds.env) {
+    if ("secretKey" in e)
+      env.push({ name: e.name, valueFrom: { secretKeyRef: { name: opts.secretName, key: e.secretKey } } });
+    else if ("envsEntry" in e) {
+      // Mount Pods: one key per variable in the driver's own Secret (mountSecretData). Sidecars: the
+      // files written from the user's Secret by the envs init container, read by the start script.
+      if (!opts.envsDir)
+        env.push({
+          name: e.name,
+          valueFrom: { secretKeyRef: { name: opts.secretName, key: envsSecretKey(e.envsEntry) } },
+        });
+    }
+    // Literal values are driver-made; the kubelet expands them too (references to earlier variables).
+    else env.push({ name: e.name, value: escapeEnvRefs(e.value) });
+  }
   const prepare = cmds.prepare ?? [];
-  const [command, args] =
-    prepare.length === 0
-      ? [cmds.mount.slice(0, 1), cmds.mount.slice(1)]
-      : [
-          ["/bin/sh", "-c", runScript, "juicefs-mount"],
-          [String(prepare.length), ...prepare, ...cmds.mount],
-        ];
+  const words = [...prepare, ...cmds.mount];
+  const metaPositions = words.flatMap((w, i) => (w === metaUrlArg ? [i + 1] : []));
+  const command = ["/bin/sh", "-c", startScript, "juicefs-mount"];
+  const args = [
+    String(prepare.length),
+    metaPositions.join(","),
+    opts.envsDir ?? "",
+    ...words.map((w) => (w === metaUrlArg ? metaUrlPlaceholder : w)),
+  ];
   const probe = (periodSeconds: number, failureThreshold: number) => ({
     exec: { command: ["/bin/sh", "-c", mountReadyScript, "mount-ready", opts.mountPoint] },
     periodSeconds,

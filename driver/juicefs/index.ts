@@ -15,15 +15,27 @@
 //   buildSidecarContainer(settings, {secretName, name?, mountRoot?, volumeName?}): {container, volumes, mountPoint, subPath}
 //   clientVolumes(settings): V1Volume[]          volumes the client container mounts besides its mount-point volume
 //   mountSecretData(settings): Record<string,string>   the data the Secret named by opts.secretName must hold
+//   splitMetaPassword(url): {url, password?}     the meta URL without its password (client reads META_PASSWORD)
+//   metaUrlProblem(url): string | undefined      why a meta URL is refused (never repeats the value)
 //   validateMountOptions(options, origin?, field?): {errors, warnings}
 //   volumeIdLabelValue(volumeId) / labelValue(s): label-safe values to select Mount Pods by volume-id / node
 export * from "./api.ts";
-export { clientCommands, escapeEnvRefs, expandEnvRefs, reservedEnvNames, secretEnv } from "./commands.ts";
+export {
+  clientCommands,
+  escapeEnvRefs,
+  expandEnvRefs,
+  metaPasswordEnv,
+  metaUrlArg,
+  reservedEnvNames,
+  secretEnv,
+} from "./commands.ts";
 export * from "./constants.ts";
 export {
   buildMountContainer,
   buildSidecarContainer,
   clientVolumes,
+  envsSecretKey,
+  metaUrlPlaceholder,
   mountReadyScript,
   mountSecretData,
   type Sidecar,
@@ -31,6 +43,7 @@ export {
 } from "./container.ts";
 export { parseDuration } from "./duration.ts";
 export { canonicalJson, hashedSettings, settingsHash } from "./hash.ts";
+export { metaSchemes, metaUrlProblem, splitMetaPassword } from "./metaurl.ts";
 export { hostMountPoint, labelValue, mountPodLabels, mountPodName, volumeIdLabelValue } from "./names.ts";
 export { driverOwnedOptions, parseSizeMiB, validateMountOptions, writebackReason } from "./options.ts";
 export { buildMountPod, mountPodTerminationGraceSeconds } from "./pod.ts";

@@ -11,6 +11,7 @@
 // that buffer, so the container would be OOM-killed under load, which users see as "transport endpoint is
 // not connected" on every app pod of the volume; silently changing a tuning value they chose is worse than
 // refusing it. A buffer above 80% of the limit, or JuiceFS's default 300 MiB above the limit, is a warning.
+
 import type {
   CachePvc,
   JuiceFSSettings,
@@ -31,6 +32,7 @@ import {
   unsupportedKeys,
 } from "./known-keys.ts";
 import { isDns1123Subdomain, isEnvName, isLabelValue, isQualifiedName, parseStringMap } from "./maps.ts";
+import { metaUrlProblem } from "./metaurl.ts";
 import { normalizeSubdir, type OptionSource, parseMountOptions } from "./options.ts";
 import { formatCpu, formatMemory, parseQuantity } from "./quantity.ts";
 import { fillTemplates } from "./templates.ts";
@@ -216,6 +218,8 @@ export function parseSettings(input: SettingsInput): SettingsResult {
         metaurl,
         `"metaurl" starts with "-"; give a metadata engine URL such as redis://host:6379/1`,
       );
+    else if (metaUrlProblem(metaurl) !== undefined)
+      secretErr(secretKeys.metaurl, metaurl, `"metaurl" ${metaUrlProblem(metaurl)}`);
     // JuiceFS reads a URL without a scheme as Redis; make that explicit so every consumer agrees.
     else if (!metaurl.includes("://")) secret[secretKeys.metaurl] = `redis://${metaurl}`;
   }

@@ -16,6 +16,9 @@ import {
   expandEnvRefs,
   hostMountPoint,
   type JuiceFSSettings,
+  metaPasswordEnv,
+  secretEnv,
+  splitMetaPassword,
   timeouts,
 } from "../juicefs/index.ts";
 import {
@@ -606,11 +609,23 @@ export function resolveCommands(settings: JuiceFSSettings, mountPoint: string): 
       env[e.name] = e.value;
       continue;
     }
+    if ("envsEntry" in e) {
+      env[e.name] = settings.envs[e.envsEntry] ?? "";
+      continue;
+    }
     const v = settings.secret[e.secretKey];
     if (v === undefined) {
       throw new ClientError("invalid", `the Secret has no key "${e.secretKey}" (needed for ${e.name})`);
     }
     env[e.name] = v; // its value is among secretValues(settings.secret) already
+  }
+  // The meta URL goes on the command line without its password; the client reads it from
+  // META_PASSWORD (see driver/juicefs/metaurl.ts), so `ps` and /proc/<pid>/cmdline never show it.
+  const meta = env[secretEnv.metaurl.name];
+  if (meta !== undefined) {
+    const split = splitMetaPassword(meta);
+    env[secretEnv.metaurl.name] = split.url;
+    if (split.password !== undefined) env[metaPasswordEnv] = split.password;
   }
   const expand = (argv: string[]) => argv.map((a) => expandEnvRefs(a, env));
   const umount = expand(cmds.umount);

@@ -13,7 +13,9 @@ import {
   clientCommands,
   escapeEnvRefs,
   expandEnvRefs,
+  mountSecretData,
   parseSettings,
+  splitMetaPassword,
 } from "../../driver/juicefs/index.ts";
 import { ceSecret, eeSecret, input, settingsOf } from "./fixtures.ts";
 
@@ -120,12 +122,39 @@ t.test("read-only adds --read-only", async (t) => {
   t.notOk(clientCommands(settingsOf(), mp).mount.includes("--read-only"));
 });
 
-t.test("envs are literal entries after the secret ones", async (t) => {
-  const c = clientCommands(settingsOf({ secret: { ...ceSecret, envs: "B: 2\nA: $(JFS_METAURL)" } }), mp);
+t.test("envs are Secret references after the driver's own, never literal values", async (t) => {
+  const s = settingsOf({ secret: { ...ceSecret, envs: "B: 2\nA: $(JFS_METAURL)" } });
+  const c = clientCommands(s, mp);
   t.same(c.env.slice(-2), [
-    { name: "A", value: "$(JFS_METAURL)" },
-    { name: "B", value: "2" },
+    { name: "A", envsEntry: "A" },
+    { name: "B", envsEntry: "B" },
   ]);
+  // Mount Pods: one key per variable in the driver's per-volume Secret, referenced by secretKeyRef.
+  const container = buildMountContainer(s, { mountPoint: mp, secretName: "jfs-x" });
+  t.same(container.env!.slice(-2), [
+    { name: "A", valueFrom: { secretKeyRef: { name: "jfs-x", key: "envs.A" } } },
+    { name: "B", valueFrom: { secretKeyRef: { name: "jfs-x", key: "envs.B" } } },
+  ]);
+  t.match(mountSecretData(s), { "envs.A": "$(JFS_METAURL)", "envs.B": "2" });
+});
+
+t.test("a password in the meta URL wins over an envs META_PASSWORD (as JuiceFS itself decides)", async (t) => {
+  const withPw = clientCommands(
+    settingsOf({ secret: { ...ceSecret, metaurl: "redis://:pw@h:6379/1", envs: "META_PASSWORD: other" } }),
+    mp,
+  );
+  t.notOk(
+    withPw.env.some((e) => e.name === "META_PASSWORD"),
+    "the URL's password is used; the envs entry is dropped",
+  );
+  const without = clientCommands(
+    settingsOf({ secret: { ...ceSecret, metaurl: "redis://h:6379/1", envs: "META_PASSWORD: mine" } }),
+    mp,
+  );
+  t.same(
+    without.env.filter((e) => e.name === "META_PASSWORD"),
+    [{ name: "META_PASSWORD", envsEntry: "META_PASSWORD" }],
+  );
 });
 
 t.test("a $ in a literal is escaped so the kubelet gives it back verbatim", async (t) => {
@@ -238,8 +267,15 @@ type Values = {
   fuse: string;
   envv: string;
 };
+/** Characters a meta URL may hold (metaurl.ts refuses the rest): URL syntax, sub-delims, escapes. */
+const urlChar = fc.constantFrom(..."!$&'()*+,;=%~#?:@/[]-._aZ09".split(""));
+const password = fc
+  .string({ unit: urlChar, minLength: 1, maxLength: 30 })
+  .map((s) => `Zq9X${s.replaceAll("/", "")}`);
 const valuesArb: fc.Arbitrary<Values> = fc.record({
-  metaurl: secretValue.map((s) => `redis://${s}`),
+  metaurl: fc
+    .tuple(fc.constantFrom("", "user", "default"), password, fc.constantFrom("h:6379/1", "m,s1:26379,s2/2"))
+    .map(([u, p, h]) => `redis://${u}:${p}@${h}`),
   bucket: secretValue,
   ak: secretValue,
   sk: secretValue,
@@ -267,7 +303,8 @@ function settingsFor(v: Values): JuiceFSSettings {
 }
 
 /** What the kubelet hands to the runtime: env resolved (secretKeyRef → Secret data), $(VAR) expanded. */
-function kubeletView(c: V1Container, secretData: Record<string, string>) {
+function kubeletView(c: V1Container, s: JuiceFSSettings) {
+  const secretData = mountSecretData(s);
   const vars: Record<string, string> = {};
   for (const e of c.env ?? []) {
     if (e.valueFrom?.secretKeyRef) vars[e.name] = secretData[e.valueFrom.secretKeyRef.key] ?? "";
@@ -280,9 +317,10 @@ function kubeletView(c: V1Container, secretData: Record<string, string>) {
   };
 }
 
+/** argv as the client receives it: the meta URL without its password (which goes to META_PASSWORD). */
 function expectedArgv(s: JuiceFSSettings, v: Values, cmds: ClientCommands) {
-  const sec = s.secret;
-  if (sec.metaurl !== v.metaurl.trim()) throw new Error(`metaurl changed: ${sec.metaurl}`);
+  const sec = { ...s.secret, metaurl: splitMetaPassword(s.secret.metaurl!).url };
+  if (s.secret.metaurl !== v.metaurl.trim()) throw new Error(`metaurl changed: ${s.secret.metaurl}`);
   const prepare = [
     "juicefs",
     "format",
@@ -316,16 +354,22 @@ t.test("property: hostile secret and option values arrive verbatim as single arg
       const c = pod.spec!.containers[0]!;
       const cmds = clientCommands(s, c.args!.at(-1)!);
       const want = expectedArgv(s, v, cmds);
-      const view = kubeletView(c, s.secret);
-      // command = sh -c <fixed script> juicefs-mount; args = n, prepare..., mount...
+      const view = kubeletView(c, s);
+      // command = sh -c <fixed script> juicefs-mount; args = n, meta positions, envs dir, prepare..., mount...
       const n = Number(view.args[0]);
-      t.same(view.args.slice(1, 1 + n), want.prepare);
-      t.same(view.args.slice(1 + n), want.mount);
-      t.equal(view.vars.USER_ENV, v.envv, "literal env arrives verbatim");
+      const pos = view.args[1]!.split(",").filter(Boolean).map(Number);
+      t.same(view.args[2], "", "Mount Pods take envs from Secret keys, not files");
+      const words = view.args
+        .slice(3)
+        .map((w, i) => (pos.includes(i + 1) ? splitMetaPassword(view.vars.JFS_METAURL!).url : w));
+      t.same(words.slice(0, n), want.prepare);
+      t.same(words.slice(n), want.mount);
+      t.equal(view.vars.USER_ENV, v.envv, "envs value arrives verbatim");
       // Secret values never appear as literals in the pod spec.
       const json = JSON.stringify(pod);
       for (const secretVal of [
         s.secret.metaurl!,
+        splitMetaPassword(s.secret.metaurl!).password!,
         s.secret.bucket!,
         s.secret["access-key"]!,
         s.secret["secret-key"]!,
@@ -346,13 +390,14 @@ t.test("property: a real /bin/sh runs the container command without interpreting
   // A fake juicefs that records its argv, NUL-separated, one record per call.
   writeFileSync(
     join(dir, "juicefs"),
-    `#!/bin/sh\nfor a in "$@"; do printf '%s\\0' "$a"; done >> "$JFS_ARGV_LOG"\nprintf 'END-OF-CALL\\0' >> "$JFS_ARGV_LOG"\n`,
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text
+    '#!/bin/sh\n{ printf \'%s\\0\' "PW=${META_PASSWORD-<unset>}" "URL=${JFS_METAURL-<unset>}"; for a in "$@"; do printf \'%s\\0\' "$a"; done; printf \'END-OF-CALL\\0\'; } >> "$JFS_ARGV_LOG"\n',
   );
   chmodSync(join(dir, "juicefs"), 0o755);
   const run = (v: Values): void => {
     const s = settingsFor(v);
     const c = buildMountContainer(s, { mountPoint: mp, secretName: "x" });
-    const view = kubeletView(c, s.secret);
+    const view = kubeletView(c, s);
     rmSync(log, { force: true });
     const argv = [...view.command, ...view.args];
     const r = spawnSync(argv[0]!, argv.slice(1), {
@@ -363,12 +408,23 @@ t.test("property: a real /bin/sh runs the container command without interpreting
     const calls = readFileSync(log, "utf8")
       .split("\u0000END-OF-CALL\u0000")
       .filter((x) => x !== "");
-    const got = calls.map((x) => [
-      "juicefs",
-      ...x.split("\u0000").filter((_, i, a) => i < a.length - (x.endsWith("\u0000") ? 1 : 0)),
-    ]);
+    const got = calls.map((x) => {
+      const [pw, url, ...argv] = x
+        .split("\u0000")
+        .filter((_, i, a) => i < a.length - (x.endsWith("\u0000") ? 1 : 0));
+      return { pw, url, argv: ["juicefs", ...argv] };
+    });
     const want = expectedArgv(s, v, clientCommands(s, mp));
-    t.same(got, [want.prepare, want.mount], "prepare then mount, verbatim");
+    t.same(
+      got.map((g) => g.argv),
+      [want.prepare, want.mount],
+      "prepare then mount, verbatim",
+    );
+    const pw = splitMetaPassword(s.secret.metaurl!).password;
+    for (const g of got) {
+      t.equal(g.pw, `PW=${pw ?? "<unset>"}`, "the password arrives in META_PASSWORD");
+      t.equal(g.url, "URL=<unset>", "the full URL is not left in the client's environment");
+    }
   };
   fc.assert(
     fc.property(valuesArb, (v) => {
@@ -379,7 +435,7 @@ t.test("property: a real /bin/sh runs the container command without interpreting
   );
   // And a classic: a metaurl that tries every way out.
   run({
-    metaurl: "redis://h/1'; touch /tmp/pwned; echo '$(id)`id`\"",
+    metaurl: "redis://u:';$(touch$IFS.pwned)&!*@h:6379/1",
     bucket: "b;$(reboot)",
     ak: "`rm -rf /`",
     sk: "$$(SECRET_KEY)",
@@ -389,9 +445,10 @@ t.test("property: a real /bin/sh runs the container command without interpreting
   });
 });
 
-t.test("without a prepare step the container runs juicefs directly (no shell)", async (t) => {
+t.test("without a prepare step the start script runs only the mount (no prepare words)", async (t) => {
   const { storage: _s, bucket: _b, ...rest } = ceSecret;
   const c = buildMountContainer(settingsOf({ secret: rest }), { mountPoint: mp, secretName: "x" });
-  t.same(c.command, ["juicefs"]);
-  t.equal(c.args![0], "mount");
+  t.same(c.command!.slice(0, 2), ["/bin/sh", "-c"]);
+  t.same(c.args!.slice(0, 5), ["0", "6", "", "juicefs", "mount"], "n = 0, the meta URL is word 6");
+  t.equal(c.args![3 + 5], "<metaurl>", "a placeholder stands where the meta URL goes");
 });

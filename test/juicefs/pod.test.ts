@@ -12,6 +12,7 @@ import {
   labels,
   mountPodLabels,
   mountPodName,
+  mountSecretData,
   settingsHash,
   volumeIdLabelValue,
 } from "../../driver/juicefs/index.ts";
@@ -143,7 +144,7 @@ t.test("Mount Pod with every option", async (t) => {
   ]);
   t.ok(c.args!.includes("--cache-dir=/ssd1:/ssd2:/var/jfsCache-0"));
   t.same(c.resources, { requests: { cpu: "1", memory: "1Gi" }, limits: { memory: "5Gi" } });
-  t.same(c.env!.at(-1), { name: "TZ", value: "UTC" });
+  t.same(c.env!.at(-1), { name: "TZ", valueFrom: { secretKeyRef: { name: "s", key: "envs.TZ" } } });
 });
 
 t.test("no limits at all: resources without a limits key", async (t) => {
@@ -153,12 +154,11 @@ t.test("no limits at all: resources without a limits key", async (t) => {
   t.same(c.resources, { requests: { cpu: "1", memory: "1Gi" } });
 });
 
-t.test("literal env values are escaped for the kubelet", async (t) => {
-  const c = buildMountContainer(settingsOf({ secret: { ...ceSecret, envs: "A: $(JFS_METAURL)" } }), {
-    mountPoint: "/jfs/x",
-    secretName: "s",
-  });
-  t.same(c.env!.at(-1), { name: "A", value: "$$(JFS_METAURL)" });
+t.test("envs values are read from the Secret, so the kubelet never expands them", async (t) => {
+  const s = settingsOf({ secret: { ...ceSecret, envs: "A: $(JFS_METAURL)" } });
+  const c = buildMountContainer(s, { mountPoint: "/jfs/x", secretName: "s" });
+  t.same(c.env!.at(-1), { name: "A", valueFrom: { secretKeyRef: { name: "s", key: "envs.A" } } });
+  t.equal(mountSecretData(s)["envs.A"], "$(JFS_METAURL)", "verbatim in the driver's Secret");
 });
 
 t.test("buildMountContainer refuses mount points a probe could misread", async (t) => {

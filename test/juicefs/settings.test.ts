@@ -125,9 +125,14 @@ const cases: Case[] = [
     warnings: [/must already be formatted/],
   },
   {
-    name: "hostile metaurl is accepted verbatim (never parsed by a shell)",
-    in: { secret: sec({ metaurl: "redis://h/1;rm -rf /`id`$(whoami)'\"" }) },
-    want: { secret: { ...ceSecret, metaurl: "redis://h/1;rm -rf /`id`$(whoami)'\"" } },
+    name: "metaurl with URL sub-delims in the password is accepted verbatim (never parsed by a shell)",
+    in: { secret: sec({ metaurl: "redis://u:p;$(whoami)'&!*@h:6379/1" }) },
+    want: { secret: { ...ceSecret, metaurl: "redis://u:p;$(whoami)'&!*@h:6379/1" } },
+  },
+  {
+    name: "metaurl with shell metacharacters outside URL syntax is refused, naming Secret and key",
+    in: { secret: sec({ metaurl: "redis://h/1;rm -rf /`id`" }) },
+    errors: [["secret.metaurl", /^Secret default\/jfs-secret: "metaurl" contains a space/]],
   },
 
   // ---- Secret: format settings ----
