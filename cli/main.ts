@@ -82,6 +82,17 @@ export function buildProgram(io: CliIO): Command {
     });
 
   program
+    .command("write-envs")
+    .description("write each variable of a Secret's envs value to its own file (sidecar init container)")
+    .requiredOption("--from <file>", "the Secret's envs value, mounted from a Secret volume")
+    .requiredOption("--to <dir>", "folder to write one file per variable into")
+    .action(async (opts: { from: string; to: string }) => {
+      const { writeEnvs } = await import("./write-envs.ts");
+      const { names } = await writeEnvs(opts);
+      io.stderr(`wrote ${names.length} variable(s): ${names.join(", ")}\n`);
+    });
+
+  program
     .command("inject")
     .description("inject the JuiceFS sidecar into pod manifests offline and print the result")
     .requiredOption("-f, --file <file>", "pod manifest(s), YAML or JSON ('-' for stdin)")

@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import type { DriverConfig } from "../driver/juicefs/index.ts";
+import { version } from "../lib/version.ts";
 
 export type FailurePolicy = "Fail" | "Ignore";
 export type MountMode = "sidecar" | "pod" | "process";
@@ -41,6 +42,11 @@ export interface WebhookSettings {
    * client certificate). client-node: @kubernetes/client-node (every kubeconfig auth plugin; ~50 MB more RSS).
    */
   kubeClient: "builtin" | "client-node";
+  /**
+   * This product's image (the chart sets $JUICEFS_CSI_IMAGE to the webhook's own): the init container
+   * that delivers a Secret's `envs` to a sidecar runs it. Default juicedata/juicefs-csi:<version>.
+   */
+  productImage: string;
 }
 
 export interface WebhookConfig {
@@ -60,6 +66,7 @@ export const defaultWebhookSettings: WebhookSettings = {
   secretEvictMs: 600_000,
   certCheckIntervalMs: 10_000,
   kubeClient: "builtin",
+  productImage: `juicedata/juicefs-csi:${version}`,
 };
 
 export class ConfigError extends Error {
@@ -98,6 +105,7 @@ export function configFromDocument(input: unknown, env: NodeJS.ProcessEnv = {}):
   const w = doc.webhook ?? {};
   if (!isObject(w)) throw new ConfigError("webhook: must be a mapping");
   const s: WebhookSettings = { ...defaultWebhookSettings };
+  if (env.JUICEFS_CSI_IMAGE) s.productImage = env.JUICEFS_CSI_IMAGE;
   const envMode = env.JUICEFS_MOUNT_MODE;
   const mode = w.mountMode ?? doc.mountMode ?? envMode;
   if (mode !== undefined) {

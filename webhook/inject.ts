@@ -44,6 +44,8 @@ export interface PlanOptions {
   build?: SidecarBuilder;
   /** Classic sidecars (not native) are refused unless the operator accepted their risk. */
   allowClassic?: boolean;
+  /** This product's image, for the init container that delivers a Secret's `envs` (see Sidecar.envsInit). */
+  productImage?: string;
 }
 
 /**
@@ -74,7 +76,7 @@ export type PlanResult = { ok: true; pod: V1Pod; warnings: string[] } | { ok: fa
 export function memoizeBuilder(build: SidecarBuilder): SidecarBuilder {
   const cache = new WeakMap<JuiceFSSettings, Map<string, Sidecar>>();
   return (settings, opts) => {
-    const key = `${opts.secretName}\0${opts.name ?? ""}\0${opts.mountRoot ?? ""}\0${opts.volumeName ?? ""}`;
+    const key = `${opts.secretName}\0${opts.name ?? ""}\0${opts.mountRoot ?? ""}\0${opts.volumeName ?? ""}\0${opts.productImage ?? ""}`;
     let bySettings = cache.get(settings);
     if (!bySettings) {
       bySettings = new Map();
@@ -321,10 +323,9 @@ export function reinvokePod(pod: V1Pod, native: boolean): ReinvokeResult {
       const lastSidecar = init.reduce((acc, c, i) => (sidecarNames.has(c.name) ? i : acc), -1);
       if (lastSidecar > firstUser) {
         // An init container put in front of our sidecars would start before the mount is there.
-        initOut = [
-          ...init.filter((c) => sidecarNames.has(c.name)),
-          ...init.filter((c) => !sidecarNames.has(c.name)),
-        ];
+        // Each sidecar's envs writer (see Sidecar.envsInit) stays right before it.
+        const ours = (c: V1Container) => sidecarNames.has(c.name) || c.args?.[0] === "write-envs";
+        initOut = [...init.filter(ours), ...init.filter((c) => !ours(c))];
         changed = true;
       }
     }
@@ -404,6 +405,8 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
   const volumes = [...(spec.volumes ?? [])];
   const volumeNames = new Set(volumes.map((v) => v.name));
   const sidecars: V1Container[] = [];
+  /** Per sidecar, the init container that must run before it (Secret `envs`), if any. */
+  const envsInits: (V1Container | undefined)[] = [];
   const extraVolumes: V1Volume[] = [];
   const recorded: Record<string, InjectedVolume> = Object.fromEntries(injectedVolumes(pod));
 
@@ -420,6 +423,7 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
       name,
       mountRoot: sidecarMountRoot,
       volumeName,
+      ...(opts.productImage ? { productImage: opts.productImage } : {}),
     });
     // Top-level fields are replaced below, never nested ones: the copy can be shallow.
     const c: V1Container = { ...sidecar.container, securityContext: sidecarSecurityContext };
@@ -454,9 +458,15 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
       if (n !== v.name) renames.set(v.name, n);
       extraVolumes.push({ ...cloneJson(v), name: n });
     }
-    c.volumeMounts = (c.volumeMounts ?? []).map((m) =>
-      renames.has(m.name) ? { ...m, name: renames.get(m.name)! } : m,
-    );
+    const renamed = (mounts: V1VolumeMount[] | undefined) =>
+      (mounts ?? []).map((m) => (renames.has(m.name) ? { ...m, name: renames.get(m.name)! } : m));
+    c.volumeMounts = renamed(c.volumeMounts);
+    if (sidecar.envsInit) {
+      let n = sidecar.envsInit.name;
+      for (let i = 2; taken.has(n); i++) n = `${sidecar.envsInit.name.slice(0, 60)}-${i}`;
+      taken.add(n);
+      envsInits.push({ ...sidecar.envsInit, name: n, volumeMounts: renamed(sidecar.envsInit.volumeMounts) });
+    } else envsInits.push(undefined);
     // Declared ports of a second client, or any with hostNetwork (hostPort = containerPort), would clash;
     // the client still serves metrics (JuiceFS picks a free port when the default one is taken).
     if (spec.hostNetwork === true || sidecars.length > 0) delete c.ports;
@@ -513,8 +523,17 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
     spec.containers = spec.containers.map(into);
   }
   spec.volumes = [...volumes, ...extraVolumes];
-  if (opts.native) spec.initContainers = [...sidecars, ...(spec.initContainers ?? [])];
-  else spec.containers = [...sidecars, ...spec.containers];
+  // An envs init container runs to completion before its sidecar starts (init containers run in order).
+  const inits = envsInits.filter((c): c is V1Container => c !== undefined);
+  if (opts.native)
+    spec.initContainers = [
+      ...sidecars.flatMap((c, i) => (envsInits[i] ? [envsInits[i], c] : [c])),
+      ...(spec.initContainers ?? []),
+    ];
+  else {
+    if (inits.length > 0) spec.initContainers = [...inits, ...(spec.initContainers ?? [])];
+    spec.containers = [...sidecars, ...spec.containers];
+  }
 
   out.metadata = {
     ...(pod.metadata ?? {}),

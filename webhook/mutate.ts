@@ -176,6 +176,7 @@ export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promis
     native: deps.native,
     allowClassic: webhook.allowClassicSidecar,
     ...(deps.build ? { build: deps.build } : {}),
+    productImage: webhook.productImage,
   });
   if (!plan.ok) return denied(`JuiceFS: pod ${who}: ${plan.message}`, warnings);
   return patched(original, plan.pod, [...warnings, ...plan.warnings]);

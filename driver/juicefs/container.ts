@@ -35,13 +35,13 @@ export const startScript = escapeEnvRefs(
     // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
     "meta=${JFS_METAURL-}; unset JFS_METAURL",
     // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
-    'rest=${meta#*://}; authority=${rest%%/*}',
-    'case $meta in *://*) case $authority in *@*)',
+    "rest=${meta#*://}; authority=${rest%%/*}",
+    "case $meta in *://*) case $authority in *@*)",
     // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
-    '  userinfo=${authority%@*}',
-    '  case $userinfo in *:?*)',
+    "  userinfo=${authority%@*}",
+    "  case $userinfo in *:?*)",
     // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
-    '    META_PASSWORD=${userinfo#*:}; export META_PASSWORD',
+    "    META_PASSWORD=${userinfo#*:}; export META_PASSWORD",
     // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a JS template
     '    meta="${meta%%://*}://${userinfo%%:*}:@${rest#"$userinfo"@}" ;; esac ;;',
     "esac ;; esac",
@@ -225,7 +225,7 @@ export function buildMountContainer(settings: JuiceFSSettings, opts: MountContai
 }
 
 export interface SidecarOptions {
-  /** Secret in the app pod's namespace holding mountSecretData(settings). */
+  /** Secret in the app pod's namespace: the user's Secret, whose keys the sidecar references. */
   secretName: string;
   /** Container name; default "jfs-mount". */
   name?: string;
@@ -233,10 +233,23 @@ export interface SidecarOptions {
   mountRoot?: string;
   /** Name of the emptyDir volume; default "jfs-dir". */
   volumeName?: string;
+  /**
+   * Image of this product (`juicefs-csi` entrypoint), for the init container that turns the Secret's
+   * `envs` value into one file per variable. The webhook passes its own image (same version);
+   * default defaultProductImage.
+   */
+  productImage?: string;
 }
 
 export interface Sidecar {
   container: V1Container;
+  /**
+   * Runs before the sidecar when the Secret has `envs` (else absent): reads the Secret's `envs` key from
+   * a Secret volume and writes one file per variable into a memory emptyDir the sidecar reads, so no
+   * value is ever in the pod spec (in sidecar mode the webhook creates no objects, so there is no
+   * per-volume Secret with one key per variable as for Mount Pods).
+   */
+  envsInit?: V1Container;
   /** Volumes to add to the app pod: the emptyDir holding the mount point, then clientVolumes(settings). */
   volumes: V1Volume[];
   /** The FUSE mount point inside the sidecar (inside the emptyDir). */
@@ -245,29 +258,69 @@ export interface Sidecar {
   subPath: string;
 }
 
+/** The product image without a tag, when the caller names none (the webhook always does). */
+export const defaultProductImage = "juicedata/juicefs-csi";
+
+/** Where the envs files are, inside the sidecar and its envs init container. */
+export const sidecarEnvsDir = "/jfs-envs";
+const sidecarEnvsSource = "/jfs-envs-secret";
+
+const dnsLabel = (s: string): string => s.slice(0, 63).replace(/-+$/, "");
+
 /** The sidecar variant: the same container, with the mount point inside an emptyDir shared with the app. */
 export function buildSidecarContainer(settings: JuiceFSSettings, opts: SidecarOptions): Sidecar {
   const mountRoot = (opts.mountRoot ?? defaultSidecarMountRoot).replace(/\/+$/, "");
   const subPath = safePathSegment(settings.volumeId);
   const mountPoint = `${mountRoot}/${subPath}`;
   const volumeName = opts.volumeName ?? mountDirVolumeName;
+  const hasEnvs = Object.keys(settings.envs).length > 0;
   const container = buildMountContainer(settings, {
     mountPoint,
     secretName: opts.secretName,
     name: opts.name ?? defaultSidecarContainerName,
     mountRoot,
     mountVolumeName: volumeName,
+    ...(hasEnvs ? { envsDir: sidecarEnvsDir } : {}),
   });
-  return {
-    container,
-    volumes: [
-      { name: volumeName, emptyDir: {} },
-      ...clientVolumes(settings),
-      ...secretFileVolumes(settings, opts.secretName),
+  const volumes: V1Volume[] = [
+    { name: volumeName, emptyDir: {} },
+    ...clientVolumes(settings),
+    ...secretFileVolumes(settings, opts.secretName),
+  ];
+  if (!hasEnvs) return { container, volumes, mountPoint, subPath };
+
+  const filesVolume = dnsLabel(`${volumeName}-envs`);
+  const sourceVolume = dnsLabel(`${volumeName}-envs-secret`);
+  volumes.push(
+    // Memory-backed: the values never touch the node's disk; 1 MiB is the most a Secret can hold.
+    { name: filesVolume, emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
+    { name: sourceVolume, secret: { secretName: opts.secretName, items: [{ key: "envs", path: "envs" }] } },
+  );
+  container.volumeMounts = [
+    ...(container.volumeMounts ?? []),
+    { name: filesVolume, mountPath: sidecarEnvsDir, readOnly: true },
+  ];
+  const envsInit: V1Container = {
+    name: dnsLabel(`${container.name}-envs`),
+    image: opts.productImage ?? defaultProductImage,
+    args: ["write-envs", "--from", `${sidecarEnvsSource}/envs`, "--to", sidecarEnvsDir],
+    volumeMounts: [
+      { name: sourceVolume, mountPath: sidecarEnvsSource, readOnly: true },
+      { name: filesVolume, mountPath: sidecarEnvsDir },
     ],
-    mountPoint,
-    subPath,
+    resources: { requests: { cpu: "10m", memory: "64Mi" }, limits: { memory: "128Mi" } },
+    // The image's `node` user (numeric, so a pod's runAsNonRoot can verify it); the sidecar (root)
+    // reads the files it writes.
+    securityContext: {
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    },
+    terminationMessagePolicy: "FallbackToLogsOnError",
   };
+  return { container, envsInit, volumes, mountPoint, subPath };
 }
 
 export type { V1Volume };

@@ -138,24 +138,27 @@ t.test("envs are Secret references after the driver's own, never literal values"
   t.match(mountSecretData(s), { "envs.A": "$(JFS_METAURL)", "envs.B": "2" });
 });
 
-t.test("a password in the meta URL wins over an envs META_PASSWORD (as JuiceFS itself decides)", async (t) => {
-  const withPw = clientCommands(
-    settingsOf({ secret: { ...ceSecret, metaurl: "redis://:pw@h:6379/1", envs: "META_PASSWORD: other" } }),
-    mp,
-  );
-  t.notOk(
-    withPw.env.some((e) => e.name === "META_PASSWORD"),
-    "the URL's password is used; the envs entry is dropped",
-  );
-  const without = clientCommands(
-    settingsOf({ secret: { ...ceSecret, metaurl: "redis://h:6379/1", envs: "META_PASSWORD: mine" } }),
-    mp,
-  );
-  t.same(
-    without.env.filter((e) => e.name === "META_PASSWORD"),
-    [{ name: "META_PASSWORD", envsEntry: "META_PASSWORD" }],
-  );
-});
+t.test(
+  "a password in the meta URL wins over an envs META_PASSWORD (as JuiceFS itself decides)",
+  async (t) => {
+    const withPw = clientCommands(
+      settingsOf({ secret: { ...ceSecret, metaurl: "redis://:pw@h:6379/1", envs: "META_PASSWORD: other" } }),
+      mp,
+    );
+    t.notOk(
+      withPw.env.some((e) => e.name === "META_PASSWORD"),
+      "the URL's password is used; the envs entry is dropped",
+    );
+    const without = clientCommands(
+      settingsOf({ secret: { ...ceSecret, metaurl: "redis://h:6379/1", envs: "META_PASSWORD: mine" } }),
+      mp,
+    );
+    t.same(
+      without.env.filter((e) => e.name === "META_PASSWORD"),
+      [{ name: "META_PASSWORD", envsEntry: "META_PASSWORD" }],
+    );
+  },
+);
 
 t.test("a $ in a literal is escaped so the kubelet gives it back verbatim", async (t) => {
   const c = clientCommands(settingsOf({ pvMountOptions: ["fsname=$(JFS_METAURL)", "heartbeat=$$x$"] }), mp);
@@ -319,7 +322,7 @@ function kubeletView(c: V1Container, s: JuiceFSSettings) {
 
 /** argv as the client receives it: the meta URL without its password (which goes to META_PASSWORD). */
 function expectedArgv(s: JuiceFSSettings, v: Values, cmds: ClientCommands) {
-  const sec = { ...s.secret, metaurl: splitMetaPassword(s.secret.metaurl!).url };
+  const sec: Record<string, string> = { ...s.secret, metaurl: splitMetaPassword(s.secret.metaurl!).url };
   if (s.secret.metaurl !== v.metaurl.trim()) throw new Error(`metaurl changed: ${s.secret.metaurl}`);
   const prepare = [
     "juicefs",

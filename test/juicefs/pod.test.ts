@@ -195,13 +195,37 @@ t.test("sidecar: same container, mount point in an emptyDir", async (t) => {
     mountPropagation: "Bidirectional",
   });
   t.equal(sc.container.args!.at(-1), "/jfs/pvc-1");
-  // Everything but the mount point and the name matches the Mount Pod's container.
+  // Everything but the mount point, the name and where `envs` come from matches the Mount Pod's
+  // container: a Mount Pod reads them from its own Secret's keys, a sidecar from files its init
+  // container writes from the user's Secret (the webhook creates no Secret).
   const mountPodContainer = buildMountContainer(s, {
     mountPoint: "/jfs/pvc-1",
     secretName: "app-jfs-secret",
     name: "jfs-mount",
+    envsDir: "/jfs-envs",
   });
-  t.same(sc.container, mountPodContainer);
+  t.same(sc.container, {
+    ...mountPodContainer,
+    volumeMounts: [
+      ...mountPodContainer.volumeMounts!,
+      { name: "jfs-dir-envs", mountPath: "/jfs-envs", readOnly: true },
+    ],
+  });
+  t.notOk(
+    sc.container.env!.some((e) => e.name === "TZ"),
+    "no envs variable in the sidecar's env: the start script sets them from files",
+  );
+  t.match(sc.envsInit, {
+    name: "jfs-mount-envs",
+    args: ["write-envs", "--from", "/jfs-envs-secret/envs", "--to", "/jfs-envs"],
+  });
+  t.match(sc.volumes.slice(-2), [
+    { name: "jfs-dir-envs", emptyDir: { medium: "Memory" } },
+    {
+      name: "jfs-dir-envs-secret",
+      secret: { secretName: "app-jfs-secret", items: [{ key: "envs", path: "envs" }] },
+    },
+  ]);
   // An app pod with the sidecar as a native sidecar validates too.
   const pod = {
     apiVersion: "v1",

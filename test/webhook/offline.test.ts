@@ -29,9 +29,12 @@ t.test("inject prints the mutated pod (YAML), valid against the Pod schema", asy
   const pod = parse(r.stdout);
   t.doesNotThrow(() => validatePod(pod));
   t.equal(pod.metadata.labels["done.sidecar.juicefs.com/inject"], "true");
-  t.equal(pod.spec.initContainers[0].name, "juicefs-mount-data");
-  t.equal(pod.spec.initContainers[0].restartPolicy, "Always");
-  t.equal(pod.spec.initContainers[0].resources.limits.memory, "4Gi", "the pod's sidecar annotation applies");
+  // The example Secret has `envs`: an init container writes them to files before the sidecar starts.
+  t.equal(pod.spec.initContainers[0].name, "juicefs-mount-data-envs");
+  t.same(pod.spec.initContainers[0].args.slice(0, 1), ["write-envs"]);
+  t.equal(pod.spec.initContainers[1].name, "juicefs-mount-data");
+  t.equal(pod.spec.initContainers[1].restartPolicy, "Always");
+  t.equal(pod.spec.initContainers[1].resources.limits.memory, "4Gi", "the pod's sidecar annotation applies");
   t.same(pod.spec.volumes[0], { name: "data", emptyDir: {} });
   t.match(pod.spec.containers[0].volumeMounts[0], {
     name: "data",
@@ -48,8 +51,14 @@ t.test("inject handles workloads, JSON output and context given with -f", async 
   const spec = d.spec.template.spec;
   t.same(
     spec.initContainers.map((c: { name: string }) => c.name),
-    ["juicefs-mount-shared", "juicefs-mount-uploads", "warm-up"],
-    "native sidecars before the init container that reads the volume",
+    [
+      "juicefs-mount-shared-envs",
+      "juicefs-mount-shared",
+      "juicefs-mount-uploads-envs",
+      "juicefs-mount-uploads",
+      "warm-up",
+    ],
+    "native sidecars (each after its envs writer) before the init container that reads the volume",
   );
   t.equal(d.spec.template.metadata.labels["done.sidecar.juicefs.com/inject"], "true");
   t.notOk(d.spec.template.metadata.namespace, "no namespace leaks into the template");
