@@ -94,6 +94,35 @@ t.test("two targets share one client; unpublishing one keeps the other working",
   );
 });
 
+t.test(
+  "the meta password is never on a command line: /proc/<pid>/cmdline of the running client",
+  async (t) => {
+    const { env, c } = await setup(t, "cmdline");
+    const password = "Cmdl1nePW-9f3a";
+    const secrets = {
+      ...secretFor("cmdlinefs", password),
+      "access-key": "AKMARK-1234",
+      "secret-key": "SKMARK-5678",
+      envs: JSON.stringify({ MARK_ENV: "ENVMARK-42" }),
+    };
+    const target = tp(env, "a");
+    await c.call(c.node, "NodePublishVolume", publishRequest("pvc-cmdline", target, secrets));
+    const [pid] = runningClients(env.dir);
+    t.ok(pid, "the client runs");
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\u0000");
+    t.ok(argv.includes("redis://:@127.0.0.1:6379/cmdlinefs"), "the meta URL is passed without its password");
+    t.notOk(argv.join(" ").includes(password), "no password in the client's arguments");
+    t.notOk(argv.join(" ").includes("ENVMARK-42"), "no envs value in the arguments");
+    const environ = readFileSync(`/proc/${pid}/environ`, "utf8").split("\u0000");
+    t.ok(environ.includes(`META_PASSWORD=${password}`), "the password is in the client's environment");
+    t.ok(environ.includes("MARK_ENV=ENVMARK-42"), "envs reach the client's environment");
+    // The stand-in, like JuiceFS, puts META_PASSWORD back into the URL: the file system is the same one.
+    writeFileSync(join(target, "f"), "data");
+    t.equal(readFileSync(join(target, "f"), "utf8"), "data");
+    await c.call(c.node, "NodeUnpublishVolume", { volume_id: "pvc-cmdline", target_path: target });
+  },
+);
+
 t.test("client crash with recovery off: stats report abnormal, a republish recovers", async (t) => {
   const { env, c } = await setup(t, "crash", { recoverIntervalMs: 0 });
   const secrets = secretFor("crashfs");
