@@ -192,52 +192,19 @@ export const apiAccess = {
       why: "DeleteVolume of a Go-provisioned volume (no record of ours): the sub-directory is read from the PV's volumeAttributes, and other PVs are listed so a directory they share is kept",
     },
   ],
-  /** `driver --services node`, every mount mode. */
-  node: [
-    {
-      apiGroup: "",
-      resource: "persistentvolumes",
-      verbs: ["get"],
-      scope: "cluster",
-      why: "NodePublishVolume: settings include the PV's mountOptions and volumeAttributes",
-    },
-    {
-      apiGroup: "",
-      resource: "persistentvolumeclaims",
-      verbs: ["get"],
-      scope: "cluster",
-      why: "NodePublishVolume: PVC annotations override the client's resources and image per claim",
-    },
-    {
-      apiGroup: "",
-      resource: "secrets",
-      verbs: ["get"],
-      scope: "cluster",
-      why: "NodePublishVolume: the node-publish Secret's `configs` names other Secrets of its namespace to mount",
-    },
-    {
-      apiGroup: "",
-      resource: "events",
-      verbs: ["create", "patch"],
-      scope: "cluster",
-      why: "publish failures are reported as Events on the application pod (any namespace)",
-    },
-    {
-      apiGroup: "",
-      resource: "nodes",
-      verbs: ["get"],
-      scope: "cluster",
-      why: "startup: reads its own Node (NodeGetInfo, Mount Pod scheduling)",
-    },
-  ],
+  /**
+   * `driver --services node`, every mount mode: none. Publish gets everything from the request
+   * (volume context, mount flags, secrets), so process mode makes no Kubernetes API call at all.
+   */
+  node: [],
   /** Added to `node` when mountMode is `pod` (Mount Pods live in the driver's namespace). */
   nodeMountPod: [
     {
       apiGroup: "",
       resource: "pods",
-      verbs: ["get", "list", "watch", "create", "delete", "patch"],
+      verbs: ["get", "list", "create", "delete"],
       scope: "namespace",
-      why: "Mount Pods: find by labels, create, delete at zero references; the reconciler watches them",
+      why: "Mount Pods: read the plugin's own pod at start, find by labels, create, delete at zero references",
     },
     {
       apiGroup: "",
@@ -263,16 +230,23 @@ export const apiAccess = {
     {
       apiGroup: "batch",
       resource: "jobs",
-      verbs: ["create", "get", "delete"],
+      verbs: ["create"],
       scope: "namespace",
       why: "juicefs/clean-cache: a Job on the node removes the volume's cache after the Mount Pod is gone",
     },
     {
       apiGroup: "",
-      resource: "configmaps",
-      verbs: ["get", "list", "watch"],
-      scope: "namespace",
-      why: "Mount Pod references and state",
+      resource: "persistentvolumes",
+      verbs: ["get"],
+      scope: "cluster",
+      why: "the per-volume Secret is owned by the PV (garbage collected with it)",
+    },
+    {
+      apiGroup: "",
+      resource: "events",
+      verbs: ["create"],
+      scope: "cluster",
+      why: "publish failures and Mount Pod actions are reported as Events on the application pod (any namespace)",
     },
   ],
   /**
@@ -318,6 +292,22 @@ export const apiAccess = {
     },
   ],
 } as const satisfies Record<string, readonly ApiAccessRule[]>;
+
+/**
+ * Which sources make each process's calls, for the code ↔ apiAccess check (test/chart/rbac.test.ts):
+ * folders or files relative to the repository root.
+ */
+export const apiAccessSources = {
+  controller: ["driver/main.ts", "driver/csi/controller.ts"],
+  node: ["driver/csi/node.ts", "driver/mount/process-clients.ts"],
+  nodeMountPod: [
+    "driver/mount/pod-clients.ts",
+    "driver/mount/pod-mode.ts",
+    "driver/mount/pod-reconciler.ts",
+    "driver/kube",
+  ],
+  webhook: ["webhook"],
+} as const satisfies Record<keyof typeof apiAccess, readonly string[]>;
 
 /**
  * Node.js options of the webhook process (the chart sets them as NODE_OPTIONS of the webhook

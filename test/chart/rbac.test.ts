@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { type ApiAccessRule, apiAccess } from "../../driver/juicefs/constants.ts";
+import { type ApiAccessRule, apiAccess, apiAccessSources } from "../../driver/juicefs/constants.ts";
 import {
   chartDir,
   has,
@@ -201,6 +201,7 @@ function resourceOf(kind: string): string {
 }
 
 function sourcesUnder(dir: string): string[] {
+  if (dir.endsWith(".ts")) return [readFileSync(dir, "utf8")];
   return readdirSync(dir, { recursive: true, encoding: "utf8" })
     .filter((f) => f.endsWith(".ts"))
     .map((f) => readFileSync(join(dir, f), "utf8"));
@@ -226,6 +227,17 @@ function apiCalls(dir: string): Set<string> {
   return out;
 }
 
+/**
+ * A grant some call needs: the same group, resource and verb, in the same scope — or a cluster-wide
+ * grant for a namespaced call, since the code may call into any namespace (an Event in the
+ * application pod's namespace, a PVC in the claim's).
+ */
+function used(grant: string, calls: Set<string>): boolean {
+  const [scope, ...rest] = grant.split(" ");
+  const what = rest.join(" ");
+  return calls.has(`${scope} ${what}`) || (scope === "cluster" && calls.has(`namespace ${what}`));
+}
+
 function covered(need: string, grants: Set<string>): boolean {
   const [scope, ...rest] = need.split(" ");
   const what = rest.join(" ");
@@ -247,6 +259,30 @@ t.test("RBAC covers every Kubernetes API call in the code", async (t) => {
   for (const need of driverCalls) t.ok(covered(need, driverGrants), `driver: ${need}`);
   t.ok(webhookCalls.size > 0 || driverCalls.size > 0, "the scan finds calls");
   t.comment(`calls found: webhook ${[...webhookCalls].join(", ")}; driver ${[...driverCalls].join(", ")}`);
+});
+
+t.test("every apiAccess entry has a caller in its process's code (no grant without a call)", async (t) => {
+  const root = join(chartDir, "..", "..");
+  for (const [component, rules] of Object.entries(apiAccess) as [
+    keyof typeof apiAccess,
+    readonly ApiAccessRule[],
+  ][]) {
+    const calls = new Set<string>();
+    for (const src of apiAccessSources[component]) for (const c of apiCalls(join(root, src))) calls.add(c);
+    for (const grant of expand(rules))
+      t.ok(used(grant, calls), `${component}: ${grant} is called by the code`);
+    // And the other way, per process: each call of its sources is in its own entries.
+    const own = expand(rules);
+    for (const need of calls) t.ok(covered(need, own), `${component}: its call ${need} is in apiAccess`);
+  }
+  t.same(apiAccess.node, [], "process mode makes no API call");
+});
+
+t.test("process mode: the node plugin has no grant at all", async (t) => {
+  const objs = await render(["--set", "mountMode=process", "--set", "controller.expansion.enabled=false"]);
+  t.same(sorted(granted(objs, `${release}-node`)), [], "no ClusterRole, no Role");
+  t.notOk(has(objs, "ClusterRole", `${release}-node`));
+  t.notOk(has(objs, "ClusterRoleBinding", `${release}-node`));
 });
 
 t.test("the scan reads client-node calls and informer paths", async (t) => {
