@@ -190,7 +190,7 @@ t.test("a real sidecar start: envs files and META_PASSWORD reach juicefs, never 
   const calls = readFileSync(log, "utf8").split("END\u0000").filter(Boolean);
   t.equal(calls.length, 2, "format, then mount");
   for (const call of calls) {
-    const [args, envPart] = call.replace(/^ARGS\u0000/, "").split("ENV\u0000") as [string, string];
+    const [args, envPart] = call.slice("ARGS\u0000".length).split("ENV\u0000") as [string, string];
     const got = Object.fromEntries(
       envPart
         .split("\u0000")

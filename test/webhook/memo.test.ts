@@ -100,7 +100,7 @@ t.test("a changed Secret, PV, StorageClass or PVC reaches the next review", asyn
     t.equal(a.response.allowed, true, a.response.status?.message ?? "allowed");
     const op = (a.response.patch as Obj[]).find((o) => o.path === "/spec/initContainers");
     // The first init container that is a sidecar (an envs init container, if any, runs before it).
-    return (op?.value as Obj[]).find((c) => c.restartPolicy === "Always") as Obj;
+    return ((op?.value ?? []) as Obj[]).find((c) => c.restartPolicy === "Always") as Obj;
   };
   // Informers and the Secret cache replace objects (test/webhook/kube.test.ts checks both
   // implementations): so does this test, with a new object each time.
