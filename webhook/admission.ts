@@ -155,20 +155,20 @@ export function decodeReview(body: unknown): DecodedReview {
       ok: false,
       message: `request body is a JSON ${jsonType(body)}: expected an AdmissionReview object`,
     };
+  // Whatever else is wrong, a request uid means the caller can be answered in a review.
+  const uid = reviewUid(body);
+  const bad = (message: string): DecodedReview =>
+    uid === undefined ? { ok: false, message } : { ok: false, uid, message };
   if (body.kind !== "AdmissionReview")
-    return { ok: false, message: `kind is ${describe(body.kind)}: expected "AdmissionReview"` };
+    return bad(`kind is ${describe(body.kind)}: expected "AdmissionReview"`);
   if (body.apiVersion !== admissionApiVersion)
-    return {
-      ok: false,
-      message: `apiVersion is ${describe(body.apiVersion)}: only "${admissionApiVersion}" is served (configure admissionReviewVersions: ["v1"])`,
-    };
+    return bad(
+      `apiVersion is ${describe(body.apiVersion)}: only "${admissionApiVersion}" is served (configure admissionReviewVersions: ["v1"])`,
+    );
   const req = body.request;
-  if (!isObject(req))
-    return { ok: false, message: "request is missing: an AdmissionReview must carry a request" };
-  const uid = req.uid;
-  if (typeof uid !== "string" || uid === "")
+  if (!isObject(req)) return bad("request is missing: an AdmissionReview must carry a request");
+  if (uid === undefined)
     return { ok: false, message: "request.uid is missing: it is needed to answer the review" };
-  const bad = (message: string): DecodedReview => ({ ok: false, uid, message });
   if (typeof req.operation !== "string" || !operations.has(req.operation))
     return bad(`request.operation is ${describe(req.operation)}: expected CREATE, UPDATE, DELETE or CONNECT`);
   if (!isObject(req.kind) || typeof req.kind.kind !== "string")
@@ -185,6 +185,37 @@ export function decodeReview(body: unknown): DecodedReview {
   if (req.namespace !== undefined && typeof req.namespace !== "string")
     return bad("request.namespace is not a string");
   return { ok: true, request: req as unknown as AdmissionRequest };
+}
+
+/** The request uid of a decoded body, when it has a usable one (a non-empty string). */
+export function reviewUid(body: unknown): string | undefined {
+  if (!isObject(body) || !isObject(body.request)) return undefined;
+  const uid = body.request.uid;
+  return typeof uid === "string" && uid !== "" ? uid : undefined;
+}
+
+/**
+ * Whether a JSON text nests arrays/objects deeper than `max`, without parsing it (no recursion, one
+ * pass; strings skipped). Recursive code (the patch diff, deep copies) would overflow the stack on a
+ * body nested thousands of levels deep; the API server itself accepts up to 10 000 levels.
+ */
+export function jsonDeeperThan(text: string, max: number): boolean {
+  // Each level takes at least one byte: a short text cannot be too deep.
+  if (text.length <= max) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
 }
 
 export function jsonType(v: unknown): string {

@@ -162,6 +162,7 @@ export async function startWebhook(opts: StartOptions): Promise<WebhookHandle> {
     registry,
     metrics,
     log,
+    failurePolicy: { mutate: w.failurePolicy, validate: "Ignore" },
   });
   certs.start(app.server);
   const started = cluster.start?.().then(

@@ -6,13 +6,38 @@ import fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { webhookRoutes } from "../driver/juicefs/index.ts";
-import { type AdmissionResult, decodeReview, errored, toReviewResponse } from "./admission.ts";
+import {
+  type AdmissionResult,
+  allowed,
+  decodeReview,
+  errored,
+  jsonDeeperThan,
+  reviewUid,
+  toReviewResponse,
+} from "./admission.ts";
+import type { FailurePolicy } from "./config.ts";
 import type { Outcome, WebhookMetrics } from "./metrics.ts";
 import type { Handler } from "./policy.ts";
 import { type KeyPair, tlsBase } from "./tls.ts";
 
-/** A pod can be ~1.5 MiB and an UPDATE review carries two objects. */
-export const bodyLimit = 8 * 1024 * 1024;
+/**
+ * The API server refuses requests over 3 MiB and etcd objects over 1.5 MiB
+ * (k8s.io/apiserver MaxRequestBodyBytes; etcd --max-request-bytes): a review carries at most a new
+ * object from a request and its stored old version, plus the envelope (user info, options).
+ */
+export const bodyLimit = 3 * 1024 * 1024 + 256 * 1024;
+
+/**
+ * Bodies being read, parsed and decided at once, in bytes (Content-Length, or bodyLimit when it is
+ * not sent): later requests wait with their bodies still in the socket (HTTP flow control), so memory
+ * stays bounded whatever the API server sends. A maximal review costs about 10x its size while it
+ * is decoded, copied and diffed; four of them fit the chart's 256Mi webhook limit with margin
+ * (`npm run bench -- webhook` measures 32 concurrent maximal bodies).
+ */
+export const maxInFlightBytes = 4 * bodyLimit;
+
+/** Deeper bodies are refused before anything recursive walks them (a pod is about 15 levels deep). */
+export const maxDepth = 256;
 
 /**
  * Above the API server's idle-connection timeout (Go's transport: 90 s), so the server never closes
@@ -25,6 +50,13 @@ export type RouteHandler = Handler;
 
 export interface ServerOptions {
   tls: KeyPair;
+  /**
+   * Per route, the answer to a review that cannot be decided (malformed, too deep): Ignore admits.
+   * The same policies the webhook configurations register; default Fail.
+   */
+  failurePolicy?: { mutate: FailurePolicy; validate: FailurePolicy };
+  /** Default maxInFlightBytes. */
+  maxInFlightBytes?: number;
   mutate: RouteHandler;
   validate: RouteHandler;
   /** Ready once the caches are synced (and until shutdown starts). */
@@ -94,8 +126,31 @@ export async function buildServer(opts: ServerOptions): Promise<WebhookServer> {
       if (text.trim() === "") return done(null, undefined);
       return done(badRequest(`request body is not JSON: ${(err as Error).message}`), undefined);
     }
+    // JSON.parse is iterative; the handlers' copies and diffs are not: bound the depth first.
+    if (jsonDeeperThan(text, maxDepth)) return done(null, new TooDeep(reviewUid(parsed)));
     done(null, parsed);
   });
+
+  // In-flight body bytes (see maxInFlightBytes), taken before the body is read, given back once the
+  // answer is sent or the request is gone.
+  const budget = new ByteBudget(opts.maxInFlightBytes ?? maxInFlightBytes);
+  const held = new WeakMap<object, number>();
+  const giveBack = (req: object) => {
+    const n = held.get(req);
+    if (n === undefined) return;
+    held.delete(req);
+    budget.release(n);
+  };
+  app.addHook("preParsing", async (req, _reply, payload) => {
+    if (req.method !== "POST") return payload;
+    const declared = Number(req.headers["content-length"]);
+    const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, bodyLimit) : bodyLimit;
+    await budget.acquire(bytes);
+    held.set(req, bytes);
+    return payload;
+  });
+  app.addHook("onResponse", async (req) => giveBack(req));
+  app.addHook("onRequestAbort", async (req) => giveBack(req));
 
   app.setErrorHandler((err: { statusCode?: number; message?: string; code?: string }, req, reply) => {
     const status = typeof err.statusCode === "number" && err.statusCode >= 400 ? err.statusCode : 500;
@@ -114,6 +169,15 @@ export async function buildServer(opts: ServerOptions): Promise<WebhookServer> {
   });
 
   type Answer = { status: number; payload: unknown };
+  /**
+   * A review that names its uid but cannot be decided (malformed, too deep): answered in a review,
+   * as the failure policy says — Ignore admits with a warning, Fail refuses as a bad request (never
+   * an internal error: nothing failed here, the input is unusable).
+   */
+  const undecidable = (route: "mutate" | "validate", message: string): AdmissionResult =>
+    (opts.failurePolicy?.[route] ?? "Fail") === "Ignore"
+      ? allowed([`JuiceFS webhook cannot read this review (${message}); admitted (failurePolicy Ignore)`])
+      : errored(400, message);
   const bug = (route: "mutate" | "validate", uid: string, err: unknown): AdmissionResult => {
     // Handlers are guarded; this is a bug, still answered.
     opts.metrics.failure(route, "internal");
@@ -143,13 +207,21 @@ export async function buildServer(opts: ServerOptions): Promise<WebhookServer> {
     body: unknown,
   ): Answer | Promise<Answer> => {
     const started = performance.now();
+    if (body instanceof TooDeep) {
+      const message = `request body is nested deeper than ${maxDepth} levels: not a Kubernetes object`;
+      if (body.uid === undefined) {
+        opts.metrics.observe(route, "invalid", (performance.now() - started) / 1000);
+        return { status: 400, payload: { statusCode: 400, error: "Bad Request", message } };
+      }
+      return finish(route, body.uid, undecidable(route, message), started);
+    }
     const decoded = decodeReview(body);
     if (!decoded.ok) {
       if (decoded.uid === undefined) {
         opts.metrics.observe(route, "invalid", (performance.now() - started) / 1000);
         return { status: 400, payload: { statusCode: 400, error: "Bad Request", message: decoded.message } };
       }
-      return finish(route, decoded.uid, errored(400, decoded.message), started);
+      return finish(route, decoded.uid, undecidable(route, decoded.message), started);
     }
     const req = decoded.request;
     let pending: Promise<AdmissionResult>;
@@ -192,6 +264,38 @@ export async function buildServer(opts: ServerOptions): Promise<WebhookServer> {
   });
   await app.ready();
   return app;
+}
+
+/** A body nested too deep to be handled; the uid, when it has one, to answer in a review. */
+class TooDeep {
+  readonly uid: string | undefined;
+  constructor(uid: string | undefined) {
+    this.uid = uid;
+  }
+}
+
+/** A counting semaphore over bytes: acquire waits (FIFO) until the bytes fit. */
+class ByteBudget {
+  #free: number;
+  readonly #waiting: { bytes: number; go: () => void }[] = [];
+  constructor(total: number) {
+    this.#free = total;
+  }
+  acquire(bytes: number): Promise<void> | undefined {
+    if (this.#waiting.length === 0 && bytes <= this.#free) {
+      this.#free -= bytes;
+      return undefined;
+    }
+    return new Promise((go) => this.#waiting.push({ bytes, go }));
+  }
+  release(bytes: number): void {
+    this.#free += bytes;
+    while (this.#waiting.length > 0 && this.#waiting[0]!.bytes <= this.#free) {
+      const next = this.#waiting.shift()!;
+      this.#free -= next.bytes;
+      next.go();
+    }
+  }
 }
 
 function badRequest(message: string): Error & { statusCode: number } {

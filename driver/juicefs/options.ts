@@ -279,8 +279,25 @@ export function parseMountOptions(
   const warnings: string[] = [];
   const byKey = new Map<string, { key: string; value?: string; where: string; field: string }>();
   for (const src of sources) {
-    for (const item of src.items) {
-      if (typeof item !== "string") continue;
+    // Decoded objects come from anywhere (a hand-made review, an offline manifest): a field that is
+    // not a list is an error naming it, never a crash.
+    if (!Array.isArray(src.items)) {
+      errors.push({
+        field: src.field,
+        value: String(src.items),
+        message: `${src.origin}: ${src.field} must be a list of strings, e.g. ["cache-size=1024"]`,
+      });
+      continue;
+    }
+    for (const item of src.items as unknown[]) {
+      if (typeof item !== "string") {
+        errors.push({
+          field: src.field,
+          value: JSON.stringify(item) ?? String(item),
+          message: `${src.origin}: ${src.field} must hold only strings (found ${item === null ? "null" : typeof item})`,
+        });
+        continue;
+      }
       for (const raw of item.split(",")) {
         const opt = raw.trim();
         if (opt === "") continue;

@@ -13,7 +13,8 @@
 // the API server reuses its connections).
 //
 // Targets (issue 6): injection p99 <= 5 ms at 500/s; fast path (pod without JuiceFS volumes) >= 80 % of
-// the baseline's throughput; RSS <= 120 MB. Exit code 1 when a target is missed.
+// the baseline's throughput; RSS <= 120 MB; issue 12: 32 concurrent 3 MiB reviews keep the peak RSS
+// under 75 % of the chart's webhook memory limit. Exit code 1 when a target is missed.
 //
 // The webhook runs as deployed: startWebhook with the builtin Kubernetes client reading an API server
 // stand-in (test/kube, in this process), the Node options of constants.webhookNodeOptions and the
@@ -28,7 +29,9 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
 import { nodeRuntimeEnv, webhookNodeOptions } from "../../driver/juicefs/constants.ts";
+import { parseQuantity } from "../../driver/juicefs/quantity.ts";
 
 const self = fileURLToPath(import.meta.url);
 /**
@@ -210,6 +213,59 @@ function reviewTemplate(juicefs: boolean): [string, string] {
   };
   const [a, b] = JSON.stringify(review).split("@@UID@@") as [string, string];
   return [a, b];
+}
+
+/**
+ * The biggest review the API server can send (issue 12): a JuiceFS pod (the injection path: copy,
+ * plan, diff) whose annotations take it to the API server's 3 MiB request limit.
+ */
+function maximalTemplate(): [string, string] {
+  const [a, b] = reviewTemplate(true);
+  const room = 3 * 1024 * 1024 - a.length - b.length - 64;
+  const marker = '"annotations":{';
+  if (!a.includes(marker)) throw new Error("bench pod has no annotations to pad");
+  return [a.replace(marker, `${marker}"bench/filler":"${"x".repeat(room)}",`), b];
+}
+
+/**
+ * `concurrency` maximal reviews at once, `rounds` times, each on its own keep-alive connection: the
+ * server's peak RSS while they are in flight (sampled every 50 ms) and how many were answered 200.
+ */
+async function burst(s: Server, ca: string, template: [string, string], concurrency: number, rounds: number) {
+  const conns = await pool(s, ca, concurrency);
+  let peak = 0;
+  const onMem = (m: unknown) => {
+    const mem = (m as { mem?: Mem }).mem;
+    if (mem && mem.rss > peak) peak = mem.rss;
+  };
+  s.child.on("message", onMem);
+  const sampler = setInterval(() => s.child.send("mem"), 50);
+  let ok = 0;
+  let errors = 0;
+  for (let r = 0; r < rounds; r++)
+    await Promise.all(
+      conns.map((c, i) =>
+        c.request(`${template[0]}burst-${r}-${i}${template[1]}`).then(
+          () => ok++,
+          () => errors++,
+        ),
+      ),
+    );
+  clearInterval(sampler);
+  s.child.send("mem");
+  await new Promise((r) => setTimeout(r, 100));
+  s.child.off("message", onMem);
+  return { peak, ok, errors };
+}
+
+/** The chart's memory limit of the webhook container (values.yaml), bytes. */
+function chartWebhookMemoryLimit(): number {
+  const values = parseYaml(
+    readFileSync(join(self, "..", "..", "..", "charts", "juicefs-csi-driver", "values.yaml"), "utf8"),
+  ) as { webhook: { resources: { limits: { memory: string } } } };
+  const q = parseQuantity(values.webhook.resources.limits.memory);
+  if (q === undefined) throw new Error("values.yaml: webhook.resources.limits.memory is not a quantity");
+  return q;
 }
 
 // ---------------------------------------------------------------- servers (child processes)
@@ -704,6 +760,10 @@ async function runBenchmark(): Promise<void> {
     const bMax = median(runs.b);
     const fMax = median(runs.f);
     const iMax = median(runs.i);
+    // Memory under the biggest reviews: 32 at once, three times (the baseline parses them too).
+    const maximal = maximalTemplate();
+    const bBurst = await burst(baseline, ca, maximal, 32, 3);
+    const wBurst = await burst(webhook, ca, maximal, 32, 3);
     await stopServer(baseline);
     await stopServer(webhook);
     const apiCalls = api.calls();
@@ -716,6 +776,7 @@ async function runBenchmark(): Promise<void> {
     // the median over rounds: a burst of other work on the machine skews one round, not the result.
     const ratios = runs.f.map((f, r) => f.rps / runs.b[r]!.rps).sort((a, b) => a - b);
     const ratio = (ratios[Math.floor((ratios.length - 1) / 2)]! + ratios[Math.floor(ratios.length / 2)]!) / 2;
+    const memoryLimit = chartWebhookMemoryLimit();
     const checks: [string, boolean, string][] = [
       ["injection p99 <= 5 ms at 500/s", iFixed.p99 <= 5, `${iFixed.p99.toFixed(2)} ms`],
       [
@@ -727,6 +788,11 @@ async function runBenchmark(): Promise<void> {
         "RSS <= 120 MB under load",
         webhook.peak.rss <= 120 * 1048576,
         `${(webhook.peak.rss / 1048576).toFixed(0)} MB`,
+      ],
+      [
+        "32 concurrent 3 MiB reviews: peak RSS <= 75 % of the chart's webhook memory limit",
+        wBurst.peak <= 0.75 * memoryLimit && wBurst.errors === 0,
+        `${mb(wBurst.peak)} MB of ${mb(memoryLimit)} MB (baseline parsing the same: ${mb(bBurst.peak)} MB); ${wBurst.ok} answered, ${wBurst.errors} errors`,
       ],
       ["no API call per review in steady state", apiCalls === 0, `${apiCalls} GETs during the load`],
       [

@@ -6,6 +6,7 @@ import {
   decodeReview,
   denied,
   errored,
+  jsonDeeperThan,
   patched,
   toReviewResponse,
 } from "../../webhook/admission.ts";
@@ -32,15 +33,31 @@ t.test("decodeReview accepts a v1 review and tolerates unknown fields", async (t
   if (d.ok) t.equal(d.request.uid, "u-1");
 });
 
+t.test("jsonDeeperThan: one pass, strings skipped", async (t) => {
+  t.equal(jsonDeeperThan("[[[1]]]", 3), false);
+  t.equal(jsonDeeperThan("[[[[1]]]]", 3), true);
+  t.equal(jsonDeeperThan(`{"a":"${"[".repeat(50)}"}`, 3), false, "brackets inside strings do not count");
+  t.equal(jsonDeeperThan('["a\\"b",[[1]]]', 2), true, "an escaped quote does not end the string");
+  t.equal(jsonDeeperThan('["a\\"b",[[1]]]', 3), false);
+  t.equal(
+    jsonDeeperThan('["\\\\",[[1]]]', 2),
+    true,
+    "an escaped backslash does not escape the quote after it",
+  );
+  t.equal(jsonDeeperThan(`${"[".repeat(20000)}${"]".repeat(20000)}`, 10000), true, "no recursion");
+});
+
 t.test("decodeReview names what is wrong", async (t) => {
   const cases: [unknown, RegExp, string | undefined][] = [
     [undefined, /request body is empty/, undefined],
     [null, /request body is empty/, undefined],
     [42, /JSON number/, undefined],
     [[review(req)], /JSON array/, undefined],
-    [{ ...review(req), kind: "Pod" }, /kind is "Pod"/, undefined],
-    [{ ...review(req), apiVersion: "admission.k8s.io/v1beta1" }, /only "admission\.k8s\.io\/v1"/, undefined],
-    [{ ...review(req), apiVersion: undefined }, /apiVersion is missing/, undefined],
+    // A wrong envelope with a request uid is still answered in a review (issue 12).
+    [{ ...review(req), kind: "Pod" }, /kind is "Pod"/, "u-1"],
+    [{ ...review(req), apiVersion: "admission.k8s.io/v1beta1" }, /only "admission\.k8s\.io\/v1"/, "u-1"],
+    [{ ...review(req), apiVersion: undefined }, /apiVersion is missing/, "u-1"],
+    [{ kind: "Pod", request: { uid: 7 } }, /kind is "Pod"/, undefined],
     [review(undefined), /request is missing/, undefined],
     [review("req"), /request is missing/, undefined],
     [review({ ...req, uid: "" }), /request\.uid is missing/, undefined],

@@ -248,6 +248,8 @@ export interface TestServerOptions {
   /** Called when a review was answered by the failure policy (a handler threw or ran out of time). */
   onFailure?: (kind: string, err: unknown) => void;
   certs?: TestCerts;
+  failurePolicy?: { mutate: "Fail" | "Ignore"; validate: "Fail" | "Ignore" };
+  maxInFlightBytes?: number;
 }
 
 /** The real fastify server with guarded handlers and an in-memory cluster; for app.inject(). */
@@ -271,5 +273,7 @@ export async function testServer(objects: unknown[], o: TestServerOptions = {}):
     ready: () => true,
     registry,
     metrics: createWebhookMetrics(registry),
+    ...(o.failurePolicy ? { failurePolicy: o.failurePolicy } : {}),
+    ...(o.maxInFlightBytes ? { maxInFlightBytes: o.maxInFlightBytes } : {}),
   });
 }

@@ -21,6 +21,7 @@ import {
   type V1StorageClass,
 } from "../../webhook/lookup.ts";
 import { startWebhook } from "../../webhook/main.ts";
+import { bodyLimit } from "../../webhook/server.ts";
 import { cluster, fixtures } from "./fixtures.ts";
 import {
   decodePatch,
@@ -177,8 +178,8 @@ t.test("malformed input is answered, never crashes", async (t) => {
       /kind is "Pod": expected "AdmissionReview"/,
     ],
     [
-      "wrong apiVersion",
-      JSON.stringify({ ...(onePvc as object), apiVersion: "admission.k8s.io/v1beta1" }),
+      "wrong apiVersion, no uid",
+      JSON.stringify({ apiVersion: "admission.k8s.io/v1beta1", kind: "AdmissionReview" }),
       400,
       /apiVersion is "admission\.k8s\.io\/v1beta1": only "admission\.k8s\.io\/v1"/,
     ],
@@ -230,27 +231,31 @@ t.test("malformed input is answered, never crashes", async (t) => {
   t.equal((await h1Request(handle.port, certs.ca, "GET", "/healthz")).status, 200);
 });
 
-t.test("body limit: a 4 MiB UPDATE is served, more than 8 MiB is refused with 413", async (t) => {
-  const { handle, certs } = await start();
-  t.teardown(() => handle.close());
-  const big = (bytes: number) => {
-    const review = structuredClone(onePvc) as { request: Record<string, any> };
-    review.request.operation = "UPDATE";
-    review.request.object.metadata.annotations = { blob: "x".repeat(bytes / 2) };
-    review.request.oldObject = structuredClone(review.request.object);
-    return JSON.stringify(review);
-  };
-  const ok = await h1Request(handle.port, certs.ca, "POST", "/mutate-pod", big(4 * 1024 * 1024));
-  t.equal(ok.status, 200);
-  t.equal((ok.json as AdmissionReviewResponse).response.allowed, true);
-  const session = h2Session(handle.port, certs.ca);
-  t.teardown(() => session.close());
-  const ok2 = await h2Request(session, "POST", "/validate", big(4 * 1024 * 1024));
-  t.equal(ok2.status, 200, "over HTTP/2 too");
-  const tooBig = await h1Request(handle.port, certs.ca, "POST", "/mutate-pod", big(9 * 1024 * 1024));
-  t.equal(tooBig.status, 413);
-  t.match(tooBig.json, { message: /larger than 8388608 bytes/ });
-});
+t.test(
+  "body limit (the API server's 3 MiB): a 3 MiB UPDATE is served, more is refused with 413",
+  async (t) => {
+    const { handle, certs } = await start();
+    t.teardown(() => handle.close());
+    const big = (bytes: number) => {
+      const review = structuredClone(onePvc) as { request: Record<string, any> };
+      review.request.operation = "UPDATE";
+      review.request.object.metadata.annotations = { blob: "x".repeat(bytes / 2) };
+      review.request.oldObject = structuredClone(review.request.object);
+      return JSON.stringify(review);
+    };
+    // Two objects of up to 1.5 MiB (etcd's limit) in one UPDATE review.
+    const ok = await h1Request(handle.port, certs.ca, "POST", "/mutate-pod", big(3 * 1024 * 1024));
+    t.equal(ok.status, 200);
+    t.equal((ok.json as AdmissionReviewResponse).response.allowed, true);
+    const session = h2Session(handle.port, certs.ca);
+    t.teardown(() => session.close());
+    const ok2 = await h2Request(session, "POST", "/validate", big(3 * 1024 * 1024));
+    t.equal(ok2.status, 200, "over HTTP/2 too");
+    const tooBig = await h1Request(handle.port, certs.ca, "POST", "/mutate-pod", big(4 * 1024 * 1024));
+    t.equal(tooBig.status, 413);
+    t.match(tooBig.json, { message: new RegExp(`larger than ${bodyLimit} bytes`) });
+  },
+);
 
 t.test("timeouts suit the API server's connection reuse", async (t) => {
   const { handle } = await start();
