@@ -31,10 +31,10 @@ export const bodyLimit = 3 * 1024 * 1024 + 256 * 1024;
  * Bodies being read, parsed and decided at once, in bytes (Content-Length, or bodyLimit when it is
  * not sent): later requests wait with their bodies still in the socket (HTTP flow control), so memory
  * stays bounded whatever the API server sends. A maximal review costs about 10x its size while it
- * is decoded, copied and diffed; four of them fit the chart's 256Mi webhook limit with margin
+ * is decoded, copied and diffed; two of them fit the chart's 256Mi webhook limit with margin
  * (`npm run bench -- webhook` measures 32 concurrent maximal bodies).
  */
-export const maxInFlightBytes = 4 * bodyLimit;
+export const maxInFlightBytes = 2 * bodyLimit;
 
 /** Deeper bodies are refused before anything recursive walks them (a pod is about 15 levels deep). */
 export const maxDepth = 256;

@@ -38,7 +38,7 @@ async function serverWith(handler: Handler, budget?: number) {
 
 t.test("limits follow the API server: 3 MiB requests, so at most two 1.5 MiB objects", async (t) => {
   t.ok(bodyLimit >= 3 * 1024 * 1024 && bodyLimit < 4 * 1024 * 1024, "a 3 MiB review plus its envelope");
-  t.ok(maxInFlightBytes <= 4 * bodyLimit, "four maximal reviews at most are decided at once");
+  t.ok(maxInFlightBytes <= 4 * bodyLimit, "a few maximal reviews at most are decided at once");
   const app = await serverWith(async () => allowed());
   t.teardown(() => app.close());
   const ok = await app.inject({
