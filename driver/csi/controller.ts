@@ -196,8 +196,13 @@ export function controllerService(opts: ControllerOptions): ServiceHandlers {
     },
 
     async ValidateVolumeCapabilities(req: ValidateVolumeCapabilitiesRequest) {
-      // Answered from the request alone, so it works after a restart and without the file system.
-      if (!req.volume_id) throw invalidArgument("volume_id is required");
+      // The spec: NOT_FOUND when no volume has this id. Nothing is kept in memory (the answer is the
+      // same after a restart): a volume exists when its record (CreateVolume) or its directory (a
+      // static PV's volume context) is in the file system the Secret names. Kubernetes itself never
+      // calls this RPC; without a Secret only the request can be judged: a volume context (a PV's
+      // volumeAttributes or our CreateVolume output) stands for an existing volume, none for none.
+      const id = req.volume_id;
+      if (!id) throw invalidArgument("volume_id is required");
       const caps = req.volume_capabilities ?? [];
       if (caps.length === 0) throw invalidArgument("volume_capabilities is required");
       const problems: string[] = [];
@@ -207,6 +212,24 @@ export function controllerService(opts: ControllerOptions): ServiceHandlers {
         const why = unsupportedReason(c, field);
         if (why) problems.push(why);
       });
+      const context = req.volume_context ?? {};
+      const secrets = req.secrets ?? {};
+      if (Object.keys(secrets).length === 0) {
+        if (Object.keys(context).length === 0)
+          throw notFound(
+            `volume ${id} does not exist: it has no volume context, and without a Secret there is no file system to look it up in`,
+          );
+      } else {
+        const exists = await inflight.run(`volume:${id}`, `volume ${id}`, () =>
+          withFileSystem(secrets, async (store) => {
+            if (await store.get(id)) return true;
+            if (Object.keys(context).length === 0) return false;
+            const sub = context[keys.subPath] ?? "";
+            return sub === "" || (await dirExists(store.pathOf(safeSubPath(sub, "volume_context.subPath"))));
+          }),
+        );
+        if (!exists) throw notFound(`volume ${id} does not exist in the file system of its Secret`);
+      }
       const res: ValidateVolumeCapabilitiesResponse = problems.length
         ? { message: problems.join("; ") }
         : {

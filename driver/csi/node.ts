@@ -189,6 +189,9 @@ export function nodeService(opts: NodeOptions): ServiceHandlers {
       const volumeId = req.volume_id;
       if (!volumeId) throw invalidArgument("volume_id is required");
       if (!req.volume_path) throw invalidArgument("volume_path is required");
+      // Relative to what? Never to this process's working directory.
+      if (!isAbsolute(req.volume_path))
+        throw invalidArgument(`volume_path must be absolute, got ${req.volume_path}`);
       const path = posix.normalize(req.volume_path);
       try {
         await Promise.race([lstat(path), rejectAfter(statTimeoutMs, path)]);

@@ -112,11 +112,13 @@ t.test("capability gating: a controller-only instance has no Node service", asyn
   });
   t.equal((await c3.code(c3.node, "NodeGetInfo")).code, codes.UNIMPLEMENTED);
   t.equal((await c3.code(c3.node, "NodePublishVolume", {})).code, codes.UNIMPLEMENTED);
-  // Stateless: validates a volume this instance never saw (as after a restart), without a Secret.
+  // Stateless: validates a volume this instance never saw (as after a restart), without a Secret,
+  // from its volume context (a PV's volumeAttributes).
   t.match(
     await c3.call(c3.controller, "ValidateVolumeCapabilities", {
       volume_id: "pvc-from-before",
       volume_capabilities: rwx,
+      volume_context: { subPath: "pvc-from-before" },
     }),
     { confirmed: { volume_capabilities: [{ access_mode: { mode: "MULTI_NODE_MULTI_WRITER" } }] } },
   );
@@ -222,10 +224,18 @@ t.test("Controller: ValidateVolumeCapabilities answers from the request", async 
     {
       volume_id: "v",
       volume_capabilities: [mountCap("SINGLE_NODE_SINGLE_WRITER")],
+      volume_context: { subPath: "v" },
     },
   );
   t.equal(no.confirmed, null);
   t.match(no.message, /SINGLE_NODE_SINGLE_WRITER is not supported/);
+  // CSI spec, ValidateVolumeCapabilities errors: "Volume does not exist: 5 NOT_FOUND". An id with
+  // nothing to find it by (no Secret, no volume context) is no volume.
+  const unknown = await c.code(c.controller, "ValidateVolumeCapabilities", {
+    volume_id: "no-such-volume",
+    volume_capabilities: rwx,
+  });
+  t.equal(unknown.code, codes.NOT_FOUND, "no such volume: NOT_FOUND");
   for (const [what, req] of [
     ["no volume id", { volume_capabilities: rwx }],
     ["no capabilities", { volume_id: "v" }],
@@ -241,6 +251,59 @@ t.test("Controller: ValidateVolumeCapabilities answers from the request", async 
     );
   }
 });
+
+t.test(
+  "Controller: ValidateVolumeCapabilities looks the volume up (NOT_FOUND per the spec, also after a restart)",
+  { skip: skipUnlessRoot },
+  async (t) => {
+    const vvc = (volume_id: string, volume_context?: Record<string, string>) =>
+      c.code(c.controller, "ValidateVolumeCapabilities", {
+        volume_id,
+        volume_capabilities: rwx,
+        secrets,
+        ...(volume_context ? { volume_context } : {}),
+      });
+    t.equal((await vvc("pvc-never-created")).code, codes.NOT_FOUND, "unknown id: NOT_FOUND");
+    await c.call(c.controller, "CreateVolume", createReq("pvc-vvc"));
+    t.equal((await vvc("pvc-vvc")).code, codes.OK, "a created volume exists (its record)");
+    // A new controller process (the state is the file system's, not memory).
+    const e2 = makeEnv("vvc-restart");
+    e2.env = { ...e2.env, JUICEFS_STANDIN_ROOT: env.standinRoot }; // the same file systems
+    const d2 = await startTestDriver(e2, { services: "controller" });
+    const c2 = csiClients(e2.socket);
+    t.teardown(async () => {
+      c2.close();
+      await d2.stop();
+      cleanup(e2);
+    });
+    t.equal(
+      (
+        await c2.code(c2.controller, "ValidateVolumeCapabilities", {
+          volume_id: "pvc-vvc",
+          volume_capabilities: rwx,
+          secrets,
+        })
+      ).code,
+      codes.OK,
+      "after a restart: still found",
+    );
+    // Static PVs: not made by CreateVolume; they exist when their directory does.
+    mkdirSync(join(fsDir(env, "sanityfs"), "static-dir"), { recursive: true });
+    t.equal((await vvc("static-pv", { subPath: "static-dir" })).code, codes.OK, "static PV, its directory");
+    t.equal(
+      (await vvc("static-root", { mountOptions: "cache-size=1" })).code,
+      codes.OK,
+      "static PV, the root",
+    );
+    t.equal((await vvc("static-gone", { subPath: "no-such-dir" })).code, codes.NOT_FOUND, "directory gone");
+    await c.call(c.controller, "DeleteVolume", { volume_id: "pvc-vvc", secrets });
+    t.equal(
+      (await vvc("pvc-vvc", { subPath: "pvc-vvc" })).code,
+      codes.NOT_FOUND,
+      "deleted (record and directory gone): NOT_FOUND",
+    );
+  },
+);
 
 t.test("Controller: create, repeat, conflict, delete", { skip: skipUnlessRoot }, async (t) => {
   const req = createReq("pvc-a", { capacity_range: { required_bytes: 1 << 30 } });
@@ -452,6 +515,13 @@ t.test("Node: argument validation → INVALID_ARGUMENT", async (t) => {
     ["unpublish: no target", "NodeUnpublishVolume", { volume_id: "v" }, /target_path/],
     ["stats: no volume id", "NodeGetVolumeStats", { volume_path: tp }, /volume_id/],
     ["stats: no path", "NodeGetVolumeStats", { volume_id: "v" }, /volume_path/],
+    ["stats: relative path", "NodeGetVolumeStats", { volume_id: "v", volume_path: "pods/x" }, /absolute/],
+    [
+      "unpublish: relative target",
+      "NodeUnpublishVolume",
+      { volume_id: "v", target_path: "pods/x" },
+      /absolute/,
+    ],
   ];
   for (const [what, method, req, message] of cases) {
     const r = await c.code(c.node, method, req);
