@@ -74,6 +74,10 @@ export function buildProgram(io: CliIO): Command {
     .option("--port <port>", "HTTPS port", "9443")
     .option("--tls-cert-file <file>", "serving certificate (PEM)", "/etc/webhook/certs/tls.crt")
     .option("--tls-key-file <file>", "serving key (PEM)", "/etc/webhook/certs/tls.key")
+    .option(
+      "--client-ca-file <file>",
+      "CA (PEM) of the API server's client certificate: require it on admission routes",
+    )
     .option("--config <file>", "driver configuration file (YAML)")
     .addOption(logLevelOption())
     .action(async (opts: Record<string, unknown>) => {

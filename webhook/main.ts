@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 // Entry of `juicefs-csi webhook`: configuration, certificates, caches, handlers, server, shutdown.
 // startWebhook is the whole process minus signals, so tests run exactly what the Pod runs (with an
 // in-memory lookup instead of a cluster when they want one).
@@ -22,6 +23,8 @@ export interface StartOptions {
   host?: string;
   certFile: string;
   keyFile: string;
+  /** PEM file of the CA that signs the API server's client certificate (optional client authentication). */
+  clientCAFile?: string;
   config: WebhookConfig;
   log: Logger;
   /** Cluster access. Default: informers through the kubeconfig (in-cluster or $KUBECONFIG). */
@@ -102,9 +105,11 @@ async function decideNative(
 export async function startWebhook(opts: StartOptions): Promise<WebhookHandle> {
   const { log, config } = opts;
   const w = config.webhook;
+  const clientCA = opts.clientCAFile ? await readFile(opts.clientCAFile, "utf8") : undefined;
   const certs = new CertWatcher({
     certFile: opts.certFile,
     keyFile: opts.keyFile,
+    ...(clientCA ? { clientCA } : {}),
     intervalMs: w.certCheckIntervalMs,
     onReload: () => {
       metrics.certReload("ok");
@@ -163,6 +168,7 @@ export async function startWebhook(opts: StartOptions): Promise<WebhookHandle> {
     metrics,
     log,
     failurePolicy: { mutate: w.failurePolicy, validate: "Ignore" },
+    ...(clientCA ? { clientCA } : {}),
   });
   certs.start(app.server);
   const started = cluster.start?.().then(
@@ -234,6 +240,7 @@ export async function runWebhook(opts: Record<string, unknown>): Promise<void> {
     port,
     certFile: String(opts.tlsCertFile),
     keyFile: String(opts.tlsKeyFile),
+    ...(opts.clientCaFile ? { clientCAFile: String(opts.clientCaFile) } : {}),
     config,
     log,
   });

@@ -32,6 +32,8 @@ export interface CertWatcherOptions {
   intervalMs: number;
   onReload?: (pair: KeyPair) => void;
   onError?: (err: unknown) => void;
+  /** Kept in every reloaded context: the CA that client certificates are verified against. */
+  clientCA?: string;
 }
 
 export class CertWatcher {
@@ -113,7 +115,11 @@ export class CertWatcher {
     this.fingerprint = fp;
     if (this.current && pair.cert === this.current.cert && pair.key === this.current.key) return;
     this.current = pair;
-    this.server?.setSecureContext({ ...tlsBase, ...pair });
+    this.server?.setSecureContext({
+      ...tlsBase,
+      ...pair,
+      ...(this.opts.clientCA ? { ca: this.opts.clientCA } : {}),
+    });
     this.opts.onReload?.(pair);
   }
 

@@ -107,6 +107,35 @@ t.test("failurePolicy and timeoutSeconds from values reach every webhook object"
   }
 });
 
+t.test("webhook.tls.clientCA: a ConfigMap with the CA, mounted and passed as --client-ca-file", async (t) => {
+  const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  const objs = await render(["--set-string", `webhook.tls.clientCA=${pem}`]);
+  const cm = one(objs, "ConfigMap", `${release}-webhook-client-ca`) as unknown as {
+    data: Record<string, string>;
+  };
+  t.equal(cm.data["ca.crt"], pem);
+  const spec = podSpec(one(objs, "Deployment", `${release}-webhook`));
+  const c = spec.containers[0]!;
+  t.ok(c.args!.includes("--client-ca-file=/etc/webhook/client-ca/ca.crt"));
+  t.match(c.volumeMounts, [
+    {},
+    {},
+    {},
+    { name: "client-ca", mountPath: "/etc/webhook/client-ca", readOnly: true },
+  ]);
+  t.match(
+    spec.volumes!.find((v) => v.name === "client-ca"),
+    { configMap: { name: `${release}-webhook-client-ca` } },
+  );
+  const none = await renderCi("default");
+  t.notOk(has(none, "ConfigMap", `${release}-webhook-client-ca`), "off by default");
+  t.notOk(
+    podSpec(one(none, "Deployment", `${release}-webhook`)).containers[0]!.args!.some((a) =>
+      a.includes("client-ca"),
+    ),
+  );
+});
+
 t.test("match conditions keep unrelated objects away from the webhook", async (t) => {
   const objs = await renderCi("default");
   const byName = Object.fromEntries(allWebhooks(objs).map((w) => [w.name, w]));

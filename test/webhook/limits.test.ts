@@ -1,6 +1,10 @@
 // Size and memory limits of the webhook server: the API server's request size (3 MiB) bounds a body,
 // and the bytes of bodies decided at once are bounded (later requests wait, their bodies unread), so
 // a burst of maximal reviews cannot push the process past its memory limit.
+
+import http2 from "node:http2";
+import https from "node:https";
+import selfsigned from "selfsigned";
 import t from "tap";
 import { createRegistry } from "../../lib/metrics.ts";
 import { type AdmissionResult, allowed } from "../../webhook/admission.ts";
@@ -102,3 +106,92 @@ t.test("bodies decided at once are bounded in bytes; the rest wait and are all a
   const health = await app.inject({ method: "GET", url: "/healthz" });
   t.equal(health.statusCode, 200, "GETs take no budget");
 });
+
+// ---- optional client authentication (webhook.tls.clientCA)
+
+async function clientPki(cn: string) {
+  const ca = await selfsigned.generate([{ name: "commonName", value: `${cn} CA` }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    extensions: [
+      { name: "basicConstraints", cA: true, critical: true },
+      { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    ],
+  });
+  const client = await selfsigned.generate([{ name: "commonName", value: cn }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    ca: { cert: ca.cert, key: ca.private },
+    extensions: [
+      { name: "basicConstraints", cA: false },
+      { name: "keyUsage", digitalSignature: true },
+      { name: "extKeyUsage", clientAuth: true },
+    ],
+  });
+  return { ca: ca.cert, cert: client.cert, key: client.private };
+}
+
+function post(port: number, path: string, body: string, pki?: { cert: string; key: string }, h2 = false) {
+  // Only the certificate and key: the server is verified against the test serving CA.
+  const client = pki ? { cert: pki.cert, key: pki.key } : undefined;
+  if (h2)
+    return new Promise<number>((resolve, reject) => {
+      const session = http2.connect(`https://127.0.0.1:${port}`, { ca: certs.ca, ...(client ?? {}) });
+      session.on("error", reject);
+      const s = session.request({ ":method": "POST", ":path": path, "content-type": "application/json" });
+      s.on("response", (h) => {
+        resolve(Number(h[":status"]));
+        session.destroy();
+      });
+      s.on("error", reject);
+      s.end(body);
+    });
+  return new Promise<number>((resolve, reject) => {
+    const req = https.request(
+      {
+        host: "127.0.0.1",
+        port,
+        method: path === "/healthz" ? "GET" : "POST",
+        path,
+        ca: certs.ca,
+        agent: false,
+        ...(client ?? {}),
+        headers: { "content-type": "application/json" },
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on("error", reject);
+    req.end(path === "/healthz" ? undefined : body);
+  });
+}
+
+t.test(
+  "client CA configured: admission needs a client certificate it signed; probes stay open",
+  async (t) => {
+    const apiserver = await clientPki("kube-apiserver");
+    const stranger = await clientPki("someone-else");
+    const registry = createRegistry({ defaultMetrics: false });
+    const app = await buildServer({
+      tls: certs,
+      mutate: async () => allowed(),
+      validate: async () => allowed(),
+      ready: () => true,
+      registry,
+      metrics: createWebhookMetrics(registry),
+      clientCA: apiserver.ca,
+    });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    t.teardown(() => app.close());
+    const port = (app.server.address() as { port: number }).port;
+    const body = reviewOf(1024, "auth");
+    t.equal(await post(port, "/mutate-pod", body, apiserver), 200, "the API server's certificate");
+    t.equal(await post(port, "/validate", body, apiserver, true), 200, "over HTTP/2 too");
+    t.equal(await post(port, "/mutate-pod", body), 401, "no certificate");
+    t.equal(await post(port, "/mutate-pod", body, stranger), 401, "a certificate of another CA");
+    t.equal(await post(port, "/validate", body, stranger, true), 401, "another CA over HTTP/2");
+    t.equal(await post(port, "/healthz", body), 200, "kubelet probes present no certificate");
+  },
+);
