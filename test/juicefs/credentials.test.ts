@@ -117,7 +117,7 @@ for (const [edition, secret] of [
               secretKeys: Object.keys(secret),
             },
           ],
-          { mode: "sidecar", native, productImage: "juicefs-csi:test" },
+          { mode: "sidecar", native, allowClassic: true, productImage: "juicefs-csi:test" },
         );
         t.ok(plan.ok, plan.ok ? "planned" : plan.message);
         if (!plan.ok) return;
