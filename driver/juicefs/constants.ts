@@ -193,18 +193,40 @@ export const apiAccess = {
     },
   ],
   /**
-   * `driver --services node`, every mount mode: none. Publish gets everything from the request
-   * (volume context, mount flags, secrets), so process mode makes no Kubernetes API call at all.
+   * `driver --services node`, every mount mode. Publish gets everything else from the request (volume
+   * context, mount flags, secrets); only `${.node.*}` / `${.pvc.*}` templates read objects.
    */
-  node: [],
+  node: [
+    {
+      apiGroup: "",
+      resource: "nodes",
+      verbs: ["get"],
+      scope: "cluster",
+      why: "NodePublishVolume: `${.node.*}` templates read this node's labels and annotations",
+    },
+    {
+      apiGroup: "",
+      resource: "persistentvolumes",
+      verbs: ["get"],
+      scope: "cluster",
+      why: "NodePublishVolume: `${.pvc.*}` templates find the claim through the PV's claimRef",
+    },
+    {
+      apiGroup: "",
+      resource: "persistentvolumeclaims",
+      verbs: ["get"],
+      scope: "cluster",
+      why: "NodePublishVolume: `${.pvc.*}` templates read the claim's labels and annotations (any namespace)",
+    },
+  ],
   /** Added to `node` when mountMode is `pod` (Mount Pods live in the driver's namespace). */
   nodeMountPod: [
     {
       apiGroup: "",
       resource: "pods",
-      verbs: ["get", "list", "create", "delete"],
+      verbs: ["get", "list", "create", "delete", "patch"],
       scope: "namespace",
-      why: "Mount Pods: read the plugin's own pod at start, find by labels, create, delete at zero references",
+      why: "Mount Pods: read the plugin's own pod at start, find by labels, create, delete at zero references; remove the Go driver's finalizer from adopted ones",
     },
     {
       apiGroup: "",
@@ -234,13 +256,7 @@ export const apiAccess = {
       scope: "namespace",
       why: "juicefs/clean-cache: a Job on the node removes the volume's cache after the Mount Pod is gone",
     },
-    {
-      apiGroup: "",
-      resource: "persistentvolumes",
-      verbs: ["get"],
-      scope: "cluster",
-      why: "the per-volume Secret is owned by the PV (garbage collected with it)",
-    },
+
     {
       apiGroup: "",
       resource: "events",
@@ -299,7 +315,7 @@ export const apiAccess = {
  */
 export const apiAccessSources = {
   controller: ["driver/main.ts", "driver/csi/controller.ts"],
-  node: ["driver/csi/node.ts", "driver/mount/process-clients.ts"],
+  node: ["driver/main.ts", "driver/csi/node.ts", "driver/mount/process-clients.ts"],
   nodeMountPod: [
     "driver/mount/pod-clients.ts",
     "driver/mount/pod-mode.ts",

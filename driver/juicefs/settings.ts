@@ -627,8 +627,11 @@ export function parseSettings(input: SettingsInput): SettingsResult {
   const pvName = input.objectName ?? `volume ${volumeId}`;
   const sources: OptionSource[] = [];
   // A filled value may not add options (",") or control characters.
+  // Not a list (a hand-made object): passed on as is, parseMountOptions names the field.
   const fillItems = (items: readonly string[], field: string, origin: string) =>
-    items.map((i) => (typeof i === "string" ? fill(i, field, origin, optionValueForbidden) : i));
+    Array.isArray(items)
+      ? items.map((i) => (typeof i === "string" ? fill(i, field, origin, optionValueForbidden) : i))
+      : items;
   if (input.storageClass?.mountOptions)
     sources.push({
       origin: `${scOrigin} mountOptions`,
