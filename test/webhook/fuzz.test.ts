@@ -363,6 +363,6 @@ t.test("random pods: any patch applies, validates and is idempotent", async (t) 
     }),
     { numRuns: podRuns },
   );
-  t.ok(patchedCount > 50, `${patchedCount} random pods patched, ${deniedCount} refused`);
+  t.ok(patchedCount > podRuns / 40, `${patchedCount} random pods patched, ${deniedCount} refused`);
   t.same(failures, [], "no handler threw");
 });
