@@ -2,7 +2,10 @@
 // 1. `helm template` with the values: values.schema.json (unknown keys, enums, quantities, writeback
 //    in mountOptions, ...) and the chart's cross-field checks;
 // 2. `helm lint --strict` with the values;
-// 3. every rendered object against the Kubernetes OpenAPI schema of its kind (kubernetes-models).
+// 3. every rendered object against the Kubernetes OpenAPI schema of its kind (kubernetes-models);
+// 4. the rendered StorageClasses, Secrets and the rest through `validate` (the webhook's and the
+//    driver's own checks: upload-delay, buffer-size above the memory limit, relative cache-dir, ...):
+//    the schema cannot see what a StorageClass's parameters and mount options mean together.
 // The chart tests use the same render and validation functions, so users get exactly CI's checks.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -170,7 +173,21 @@ export async function lintValues(opts: LintValuesOptions): Promise<LintValuesRes
 
   const objects = parseManifests(template.stdout);
   for (const obj of objects) problems.push(...(await validateObject(obj)));
+  problems.push(...(await driverProblems(template.stdout)));
   return { ok: problems.length === 0, problems, objects: objects.length };
+}
+
+/**
+ * What `juicefs-csi validate` says about the rendered objects: the same validator the webhook and the
+ * node plugin run, so values that render fine but would be refused at mount time fail here.
+ */
+async function driverProblems(rendered: string): Promise<string[]> {
+  const { validateOffline } = await import("../webhook/offline.ts");
+  const r = await validateOffline({ manifests: rendered });
+  return r.output
+    .split("\n")
+    .filter((l) => l.startsWith("invalid  "))
+    .map((l) => `validate: ${l.slice("invalid  ".length)}`);
 }
 
 /** The `lint-values` command: checks the files exist (usage error otherwise), lints, formats the report. */
@@ -196,7 +213,7 @@ export async function lintValuesCommand(opts: {
     const r = await lintValues({ ...opts, files });
     const label = opts.file.map((f) => (f === "-" ? "(stdin)" : f)).join(", ");
     const output = r.ok
-      ? `ok: ${label}: ${r.objects} objects rendered; values schema, helm lint --strict and Kubernetes schemas pass\n`
+      ? `ok: ${label}: ${r.objects} objects rendered; values schema, helm lint --strict, Kubernetes schemas and validate pass\n`
       : `${r.problems.map((p) => `${label}: ${p}\n`).join("")}${r.problems.length} problem(s)\n`;
     return { ok: r.ok, output };
   } finally {

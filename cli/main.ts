@@ -1,8 +1,12 @@
 // The juicefs-csi command: one binary, one subcommand per process the product runs.
 // Implementations are imported lazily so `version` and usage errors stay instant.
-import { Command, CommanderError, Option } from "commander";
+
+import { statSync } from "node:fs";
+import { dirname } from "node:path";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { paths } from "../driver/juicefs/constants.ts";
 import { logLevels } from "../lib/log.ts";
+import { isSingleExecutable } from "../lib/sea.ts";
 import { packageName, version } from "../lib/version.ts";
 import { exitCodes, UsageError } from "./errors.ts";
 import { readInputFile } from "./io.ts";
@@ -64,6 +68,7 @@ export function buildProgram(io: CliIO): Command {
     .addOption(logLevelOption())
     .allowExcessArguments(false)
     .action(async (opts: Record<string, unknown>) => {
+      serverCommandAvailable("driver");
       const { runDriver } = await import("../driver/main.ts");
       await runDriver(opts);
     });
@@ -71,16 +76,19 @@ export function buildProgram(io: CliIO): Command {
   program
     .command("webhook")
     .description("run the admission webhook (HTTPS)")
-    .option("--port <port>", "HTTPS port", "9443")
-    .option("--tls-cert-file <file>", "serving certificate (PEM)", "/etc/webhook/certs/tls.crt")
-    .option("--tls-key-file <file>", "serving key (PEM)", "/etc/webhook/certs/tls.key")
+    .option("--port <port>", "HTTPS port (0-65535)", parsePort, 9443)
+    .option("--tls-cert-file <file>", "serving certificate (PEM)", defaultWebhookCerts.cert)
+    .option("--tls-key-file <file>", "serving key (PEM)", defaultWebhookCerts.key)
     .option(
       "--client-ca-file <file>",
       "CA (PEM) of the API server's client certificate: require it on admission routes",
     )
     .option("--config <file>", "driver configuration file (YAML)")
     .addOption(logLevelOption())
+    .allowExcessArguments(false)
     .action(async (opts: Record<string, unknown>) => {
+      serverCommandAvailable("webhook");
+      checkWebhookCerts(String(opts.tlsCertFile), String(opts.tlsKeyFile));
       const { runWebhook } = await import("../webhook/main.ts");
       await runWebhook(opts);
     });
@@ -101,7 +109,7 @@ export function buildProgram(io: CliIO): Command {
     .description("inject the JuiceFS sidecar into pod manifests offline and print the result")
     .requiredOption("-f, --file <file>", "pod manifest(s), YAML or JSON ('-' for stdin)")
     .option("--manifests <file...>", "PVC/PV/StorageClass/Secret manifests the pod refers to")
-    .option("-o, --output <format>", "yaml or json", "yaml")
+    .addOption(new Option("-o, --output <format>", "output format").choices(["yaml", "json"]).default("yaml"))
     .action(async (opts: { file: string; manifests?: string[]; output: string }) => {
       const input = await readInputFile(opts.file);
       const context = await Promise.all((opts.manifests ?? []).map((f) => readInputFile(f, "--manifests")));
@@ -148,6 +156,51 @@ export function buildProgram(io: CliIO): Command {
     );
 
   return program;
+}
+
+/** A port number on the command line; anything else is a usage error (exit 2) naming the flag. */
+function parsePort(value: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535)
+    throw new InvalidArgumentError("not a port number (0-65535).");
+  return Number(value);
+}
+
+/** Where the chart mounts the webhook's TLS Secret (templates/webhook.yaml). */
+const defaultWebhookCerts = { cert: "/etc/webhook/certs/tls.crt", key: "/etc/webhook/certs/tls.key" };
+
+/**
+ * Missing certificate files are a usage error that says which flag, and, at the chart's default
+ * paths, that the TLS Secret is not mounted: a raw ENOENT from deep inside TLS set-up says neither.
+ */
+function checkWebhookCerts(cert: string, key: string): void {
+  for (const [flag, file, def] of [
+    ["--tls-cert-file", cert, defaultWebhookCerts.cert],
+    ["--tls-key-file", key, defaultWebhookCerts.key],
+  ] as const) {
+    let why: string | undefined;
+    try {
+      if (!statSync(file).isFile()) why = "not a file";
+    } catch (err) {
+      why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String(err);
+    }
+    if (why === undefined) continue;
+    const hint =
+      file === def
+        ? `the webhook's TLS Secret (keys tls.crt and tls.key) is not mounted at ${dirname(def)}; in the chart it is <release>-webhook-tls (webhook.tls.source), elsewhere pass ${flag}`
+        : `pass ${flag} with the PEM file`;
+    throw new UsageError(`${flag} ${file}: ${why} (${hint})`);
+  }
+}
+
+/**
+ * The single-file CLI (Node SEA, \`npm run build:cli\`) carries the offline tools only; the servers
+ * need the project's node_modules and proto files, which ship in the image.
+ */
+function serverCommandAvailable(cmd: string): void {
+  if (isSingleExecutable())
+    throw new UsageError(
+      `${cmd}: not part of the single-file CLI; run it from the juicefs-csi image (or a checkout: npx juicefs-csi ${cmd})`,
+    );
 }
 
 /** The command ran and reported its own failure (e.g. invalid manifests): exit 1, nothing more to print. */

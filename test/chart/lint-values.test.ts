@@ -1,5 +1,5 @@
 // `juicefs-csi lint-values -f my-values.yaml`: CI's chart checks for a user's own values file.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
@@ -21,7 +21,7 @@ t.test("good values: exit 0 and a one-line summary", async (t) => {
   t.equal(r.code, 0, r.stdout + r.stderr);
   t.equal(
     r.stdout,
-    `ok: ${f}: 29 objects rendered; values schema, helm lint --strict and Kubernetes schemas pass\n`,
+    `ok: ${f}: 29 objects rendered; values schema, helm lint --strict, Kubernetes schemas and validate pass\n`,
   );
 });
 
@@ -61,6 +61,31 @@ t.test("cross-field problems and stdin", async (t) => {
     r.stdout,
     "(stdin): mountMode: sidecar needs webhook.enabled: true (the webhook is what adds the JuiceFS sidecar to pods)\n1 problem(s)\n",
   );
+});
+
+t.test("values that render but the driver would refuse: the same checks as validate", async (t) => {
+  const f = file(
+    "refused.yaml",
+    `storageClasses:
+  - name: fast
+    backend: {name: myfs, metaurl: "redis://r:6379/1"}
+    mountOptions: [upload-delay=1h, buffer-size=8192, cache-dir=relative/cache]
+    mountPod:
+      resources: {limits: {memory: 1Gi}}
+`,
+  );
+  const r = await runCli(["lint-values", "-f", f]);
+  t.equal(r.code, 1, r.stdout);
+  t.equal(r.stdout.trimEnd().split("\n").at(-1), "1 problem(s)");
+  const line = r.stdout.split("\n")[0] ?? "";
+  t.match(line, `${f}: validate: StorageClass fast: `);
+  t.match(line, /mount option "upload-delay=1h" is refused/);
+  t.match(line, /buffer-size 8192 MiB is above the client's memory limit 1Gi/);
+  t.match(line, /cache-dir "relative\/cache" must be an absolute path/);
+  // The same StorageClass without the three options passes: the failure above is theirs.
+  const good = file("good.yaml", readFileSync(f, "utf8").replace(/ {4}mountOptions: .*\n/, ""));
+  const ok = await runCli(["lint-values", "-f", good]);
+  t.equal(ok.code, 0, ok.stdout);
 });
 
 t.test("several files apply in order, like helm -f", async (t) => {

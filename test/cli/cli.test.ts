@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import t from "tap";
 import { version } from "../../lib/version.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -53,3 +56,49 @@ t.test("--help lists every subcommand", async (t) => {
   for (const c of ["driver", "webhook", "inject", "validate", "version"])
     t.match(r.stdout, new RegExp(`\\n  ${c} `));
 });
+
+t.test("webhook --port that is not a port number is a usage error naming the flag", async (t) => {
+  for (const port of ["abc", "70000", "-1", "12a"]) {
+    const r = await runCli(["webhook", "--port", port]);
+    t.equal(r.code, 2, port);
+    t.equal(
+      r.stderr,
+      `juicefs-csi: option '--port <port>' argument '${port}' is invalid. not a port number (0-65535).\n`,
+    );
+  }
+});
+
+t.test("inject -o with an unknown format is a usage error listing the formats", async (t) => {
+  const r = await runCli(["inject", "-f", "examples/pod.yaml", "-o", "xml"]);
+  t.equal(r.code, 2);
+  t.equal(r.stdout, "");
+  t.equal(
+    r.stderr,
+    "juicefs-csi: option '-o, --output <format>' argument 'xml' is invalid. Allowed choices are yaml, json.\n",
+  );
+});
+
+t.test(
+  "webhook without certificates names the missing flag, or the Secret at the chart's paths",
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "cli-certs-"));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const def = await runCli(["webhook"]);
+    t.equal(def.code, 2);
+    t.equal(
+      def.stderr,
+      "juicefs-csi: --tls-cert-file /etc/webhook/certs/tls.crt: no such file (the webhook's TLS Secret (keys tls.crt and tls.key) is not mounted at /etc/webhook/certs; in the chart it is <release>-webhook-tls (webhook.tls.source), elsewhere pass --tls-cert-file)\n",
+    );
+    const cert = join(dir, "tls.crt");
+    writeFileSync(cert, "not checked here: only that the files exist");
+    const key = await runCli(["webhook", "--tls-cert-file", cert, "--tls-key-file", join(dir, "tls.key")]);
+    t.equal(key.code, 2);
+    t.equal(
+      key.stderr,
+      `juicefs-csi: --tls-key-file ${join(dir, "tls.key")}: no such file (pass --tls-key-file with the PEM file)\n`,
+    );
+    const isDir = await runCli(["webhook", "--tls-cert-file", dir, "--tls-key-file", cert]);
+    t.equal(isDir.code, 2);
+    t.match(isDir.stderr, `--tls-cert-file ${dir}: not a file`);
+  },
+);
