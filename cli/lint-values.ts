@@ -8,12 +8,13 @@
 //    the schema cannot see what a StorageClass's parameters and mount options mean together.
 // The chart tests use the same render and validation functions, so users get exactly CI's checks.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { existsSync, rmSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { projectRoot } from "../lib/paths.ts";
+import { isSingleExecutable } from "../lib/sea.ts";
 import { toolSets } from "../lib/tools.ts";
 import { UsageError } from "./errors.ts";
 import { readInputFile } from "./io.ts";
@@ -65,25 +66,30 @@ export function parseManifests(text: string): K8sObject[] {
   return out;
 }
 
-// API groups whose schemas come from kubernetes-models' third-party packages.
-const thirdPartyModels: Record<string, string> = {
-  "cert-manager.io": "@kubernetes-models/cert-manager",
-  "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
+// Schemas per apiVersion, imported lazily. A table of literal imports (not an import of a computed
+// name) so the bundler that makes the single-file CLI can follow them; it lists every apiVersion the
+// chart renders (a test checks that), plus the common ones users add through extra manifests.
+type ModelModule = Record<string, ModelClass | undefined>;
+const modelModules: Record<string, () => Promise<unknown>> = {
+  v1: () => import("kubernetes-models/v1"),
+  "apps/v1": () => import("kubernetes-models/apps/v1"),
+  "batch/v1": () => import("kubernetes-models/batch/v1"),
+  "policy/v1": () => import("kubernetes-models/policy/v1"),
+  "rbac.authorization.k8s.io/v1": () => import("kubernetes-models/rbac.authorization.k8s.io/v1"),
+  "storage.k8s.io/v1": () => import("kubernetes-models/storage.k8s.io/v1"),
+  "admissionregistration.k8s.io/v1": () => import("kubernetes-models/admissionregistration.k8s.io/v1"),
+  "scheduling.k8s.io/v1": () => import("kubernetes-models/scheduling.k8s.io/v1"),
+  "networking.k8s.io/v1": () => import("kubernetes-models/networking.k8s.io/v1"),
+  "cert-manager.io/v1": () => import("@kubernetes-models/cert-manager/cert-manager.io/v1"),
+  "monitoring.coreos.com/v1": () => import("@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1"),
 };
+export const knownApiVersions: string[] = Object.keys(modelModules);
 
 type ModelClass = new (data: unknown) => { validate(): void };
 
 async function modelFor(apiVersion: string, kind: string): Promise<ModelClass | undefined> {
-  const [group, version] = apiVersion.includes("/") ? apiVersion.split("/", 2) : ["", apiVersion];
-  const base = group ? thirdPartyModels[group] : undefined;
-  const spec =
-    group === "" ? `kubernetes-models/${version}` : `${base ?? "kubernetes-models"}/${group}/${version}`;
-  try {
-    const mod = (await import(spec)) as Record<string, ModelClass | undefined>;
-    return mod[kind];
-  } catch {
-    return undefined;
-  }
+  const load = modelModules[apiVersion];
+  return load ? ((await load()) as ModelModule)[kind] : undefined;
 }
 
 /**
@@ -138,6 +144,27 @@ export interface LintValuesOptions {
   kubeVersion?: string;
 }
 
+/** Asset keys of the chart inside the single-file CLI (scripts/build-cli.ts puts them there). */
+export const chartAssetPrefix = "chart/";
+
+/**
+ * The single-file CLI carries the chart it was built with: its files are written to a temporary
+ * directory (removed at exit) for helm to read.
+ */
+async function embeddedChart(): Promise<string> {
+  const sea = process.getBuiltinModule("node:sea") as typeof import("node:sea");
+  const keys = sea.getAssetKeys().filter((k) => k.startsWith(chartAssetPrefix));
+  if (keys.length === 0) throw new UsageError("this build carries no chart: pass --chart DIR");
+  const dir = await mkdtemp(join(tmpdir(), "juicefs-csi-chart-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  for (const k of keys) {
+    const file = join(dir, k.slice(chartAssetPrefix.length));
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, Buffer.from(sea.getAsset(k)));
+  }
+  return dir;
+}
+
 export interface LintValuesResult {
   ok: boolean;
   problems: string[];
@@ -146,7 +173,7 @@ export interface LintValuesResult {
 }
 
 export async function lintValues(opts: LintValuesOptions): Promise<LintValuesResult> {
-  const chart = opts.chart ?? defaultChartDir;
+  const chart = opts.chart ?? (isSingleExecutable() ? await embeddedChart() : defaultChartDir);
   if (!existsSync(join(chart, "Chart.yaml"))) throw new UsageError(`--chart ${chart}: no Chart.yaml there`);
   const helm = resolveHelm(opts.helm);
   if (helm.includes("/") ? !existsSync(helm) : false)

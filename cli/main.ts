@@ -25,8 +25,13 @@ function logLevelOption(): Option {
   return new Option("--log-level <level>", "log level (also $LOG_LEVEL)").choices(logLevels as string[]);
 }
 
-export function buildProgram(io: CliIO): Command {
-  const program = new Command("juicefs-csi")
+export interface ProgramOptions {
+  /** How the user called it: "juicefs-csi" (default) or "kubectl jfs" (the kubectl plugin). */
+  name?: string | undefined;
+}
+
+export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
+  const program = new Command(opts.name ?? "juicefs-csi")
     .description("JuiceFS CSI driver: CSI plugin, admission webhook and offline tools")
     .version(version, "-V, --version", "print the version")
     .showSuggestionAfterError(true)
@@ -207,8 +212,13 @@ function serverCommandAvailable(cmd: string): void {
 class CommandFailed extends Error {}
 
 /** Runs the CLI and returns the exit code: 0 ok, 1 the command failed, 2 usage error. */
-export async function main(argv: string[], io: CliIO = defaultIO): Promise<number> {
-  const program = buildProgram(io);
+export async function main(
+  argv: string[],
+  io: CliIO = defaultIO,
+  opts: ProgramOptions = {},
+): Promise<number> {
+  const program = buildProgram(io, opts);
+  const prefix = `${opts.name ?? "juicefs-csi"}: `;
   try {
     await program.parseAsync(argv, { from: "user" });
     return exitCodes.ok;
@@ -217,14 +227,14 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     if (err instanceof CommanderError) {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return exitCodes.ok;
       if (err.code === "commander.help") return exitCodes.ok;
-      io.stderr(`juicefs-csi: ${oneLine(err.message.replace(/^error: /, ""))}\n`);
+      io.stderr(`${prefix}${oneLine(err.message.replace(/^error: /, ""))}\n`);
       return exitCodes.usage;
     }
     if (err instanceof UsageError) {
-      io.stderr(`juicefs-csi: ${oneLine(err.message)}\n`);
+      io.stderr(`${prefix}${oneLine(err.message)}\n`);
       return exitCodes.usage;
     }
-    io.stderr(`juicefs-csi: ${oneLine(err instanceof Error ? err.message : String(err))}\n`);
+    io.stderr(`${prefix}${oneLine(err instanceof Error ? err.message : String(err))}\n`);
     return exitCodes.failure;
   }
 }

@@ -1,12 +1,7 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { projectRoot } from "./paths.ts";
+// The product version, from package.json: one source of truth for the CLI, CSI GetPluginInfo, the
+// image labels and the chart's appVersion. Imported as a JSON module (not read from disk at run time),
+// so the single-file CLI (npm run build:cli) carries it inside its bundle.
+import pkg from "../package.json" with { type: "json" };
 
-const pkg = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")) as {
-  name: string;
-  version: string;
-};
-
-/** The product version, from package.json (one source of truth for CLI, CSI GetPluginInfo and images). */
 export const version: string = pkg.version;
 export const packageName: string = pkg.name;
