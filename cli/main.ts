@@ -4,7 +4,7 @@
 import { statSync } from "node:fs";
 import { dirname } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { paths } from "../driver/juicefs/constants.ts";
+import { containerPaths, paths } from "../driver/juicefs/constants.ts";
 import { logLevels } from "../lib/log.ts";
 import { isSingleExecutable } from "../lib/sea.ts";
 import { packageName, version } from "../lib/version.ts";
@@ -81,7 +81,7 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
   program
     .command("webhook")
     .description("run the admission webhook (HTTPS)")
-    .option("--port <port>", "HTTPS port (0-65535)", parsePort, 9443)
+    .option("--port <port>", "HTTPS port (0-65535)", parsePort, "9443")
     .option("--tls-cert-file <file>", "serving certificate (PEM)", defaultWebhookCerts.cert)
     .option("--tls-key-file <file>", "serving key (PEM)", defaultWebhookCerts.key)
     .option(
@@ -164,14 +164,17 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
 }
 
 /** A port number on the command line; anything else is a usage error (exit 2) naming the flag. */
-function parsePort(value: string): number {
+function parsePort(value: string): string {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535)
     throw new InvalidArgumentError("not a port number (0-65535).");
-  return Number(value);
+  return value;
 }
 
 /** Where the chart mounts the webhook's TLS Secret (templates/webhook.yaml). */
-const defaultWebhookCerts = { cert: "/etc/webhook/certs/tls.crt", key: "/etc/webhook/certs/tls.key" };
+const defaultWebhookCerts = {
+  cert: `${containerPaths.webhookCertDir}/tls.crt`,
+  key: `${containerPaths.webhookCertDir}/tls.key`,
+};
 
 /**
  * Missing certificate files are a usage error that says which flag, and, at the chart's default

@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { explainProblem, helmProblems } from "../../cli/lint-values.ts";
+import { explainProblem, helmProblems, knownApiVersions } from "../../cli/lint-values.ts";
 import { runCli } from "../helpers/cli.ts";
-import { ciDir } from "./helpers.ts";
+import { ciDir, ciValuesFiles, renderCi } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "lint-values-"));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -128,4 +128,12 @@ juicefs-csi-driver:
 t.test("--help lists lint-values", async (t) => {
   const r = await runCli(["--help"]);
   t.match(r.stdout, /\n {2}lint-values /);
+});
+
+t.test("every apiVersion the chart renders has its schema in lint-values' import table", async (t) => {
+  const rendered = new Set<string>();
+  for (const f of ["default", ...ciValuesFiles])
+    for (const o of await renderCi(f)) rendered.add(o.apiVersion);
+  t.ok(rendered.size >= 8);
+  for (const v of rendered) t.ok(knownApiVersions.includes(v), v);
 });
