@@ -2,15 +2,23 @@
 // node service of one node wired to PodClientManager, and helpers that act as the kubelet's CSI calls
 // (NodePublishVolume / NodeUnpublishVolume with the kubelet's target path layout and pod info).
 //
-// With KUBECONFIG set, the API server is real and E2E_NODE_NAME must name the node this process runs
-// on (the node service bind-mounts here and Mount Pods mount on that node's host paths, so this
-// process must run on that node, privileged, with E2E_HOST_ROOT a host folder shared with it).
-// Tests that need kubelet controls (kill a container, evict) are skipped then.
+// With KUBECONFIG set (`npm run e2e -- --kubeconfig FILE`, scripts/e2e.ts), the API server is real and
+// E2E_NODE_NAME must name the node this process runs on (the node service bind-mounts here and Mount
+// Pods mount on that node's host paths, so this process must run on that node, privileged, with
+// E2E_HOST_ROOT a host folder shared with it). Tests that need the stand-ins' controls (kill a
+// container, evict, inject client failures) are skipped then, with `standInOnly` as the reason.
+//
+// Either way the node plugin talks as the chart's node ServiceAccount (impersonated by the test's own
+// identity), so what it may do is exactly what the chart's RBAC grants. Each run has its own id: app
+// pods live in a namespace of their own (e2e-<id>, removed at the end), and every PV and Mount Pod a
+// run made is deleted by stop().
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as k8s from "@kubernetes/client-node";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { nodeService } from "../../driver/csi/node.ts";
 import type { ServiceHandlers } from "../../driver/csi/proto.ts";
 import { type Kube, kubeFromConfig } from "../../driver/kube/client.ts";
@@ -22,9 +30,46 @@ import { createRegistry } from "../../lib/metrics.ts";
 import { type StandInCluster, startCluster } from "../kube/cluster.ts";
 import type { Kubelet, KubeletOptions } from "../kube/kubelet.ts";
 
-export const driverNamespace = "kube-system";
+const external = process.env.KUBECONFIG;
+
+/** Settings of a run, from the environment (scripts/e2e.ts sets them from its flags). */
+export const e2eConfig = {
+  runId: process.env.E2E_RUN_ID ?? randomBytes(3).toString("hex"),
+  /** Namespace of the chart's release: Mount Pods go there, as the node plugin's RBAC allows. */
+  driverNamespace: process.env.E2E_DRIVER_NAMESPACE ?? "kube-system",
+  /** The chart's node ServiceAccount (`<release>-node`), which the plugin under test acts as. */
+  pluginUser:
+    process.env.E2E_PLUGIN_USER ??
+    `system:serviceaccount:${process.env.E2E_DRIVER_NAMESPACE ?? "kube-system"}:juicefs-csi-node`,
+  /** Each wait of a step (Mount Pod running, FUSE ready, ...): a real kubelet pulls images. */
+  stepTimeoutMs: Number(process.env.E2E_STEP_TIMEOUT_MS ?? (external ? 180_000 : 15_000)),
+  /** The JuiceFS file system the Mount Pods mount (a real one on a real cluster). */
+  fs: {
+    metaurl: process.env.E2E_METAURL,
+    storage: process.env.E2E_STORAGE ?? "file",
+    bucket: process.env.E2E_BUCKET,
+    accessKey: process.env.E2E_ACCESS_KEY,
+    secretKey: process.env.E2E_SECRET_KEY,
+  },
+  /** Image of the app pods (they only need to exist; on a real node they run). */
+  appImage: process.env.E2E_APP_IMAGE ?? (external ? "registry.k8s.io/pause:3.10" : "app"),
+};
+
+export const driverNamespace = e2eConfig.driverNamespace;
 /** The API user the node plugin talks as (stand-in API server: see ApiServer.accessLog). */
-export const nodePluginUser = "juicefs-csi-node";
+export const nodePluginUser = e2eConfig.pluginUser;
+/** Skip reason of tests that need the stand-ins' controls (undefined stand-ins: false). */
+export const standInOnly: string | false = external
+  ? "needs the stand-ins' controls (kill or evict a container, inject client failures, the API server's access log); not available on a real cluster"
+  : false;
+
+/** A copy of a kubeconfig whose users impersonate `user` (client-node sends Impersonate-User). */
+export function impersonating(kubeconfig: string, user: string, out: string): string {
+  const kc = parseYaml(readFileSync(kubeconfig, "utf8")) as { users?: { user: Record<string, unknown> }[] };
+  for (const u of kc.users ?? []) u.user.as = user;
+  writeFileSync(out, stringifyYaml(kc), { mode: 0o600 });
+  return out;
+}
 
 export interface E2E {
   /** The node plugin's clients. */
@@ -32,6 +77,9 @@ export interface E2E {
   /** The test's own clients (cluster admin), for everything that is not the plugin's doing. */
   admin: Kube;
   nodeName: string;
+  /** This run's namespace for app pods (e2e-<runId>). */
+  appNamespace: string;
+  runId: string;
   dir: string;
   mountRoot: string;
   kubeletDir: string;
@@ -61,13 +109,36 @@ export interface PublishOptions {
   mountFlags?: string[];
 }
 
+/** The volume's Secret: E2E_METAURL and friends when set (a real file system), else the stand-in's. */
 export function secretFor(fs: string): Record<string, string> {
-  return {
+  const c = e2eConfig.fs;
+  const s: Record<string, string> = {
     name: fs,
-    metaurl: `redis://:pw-${fs}@127.0.0.1:6379/1`,
-    storage: "file",
-    bucket: `/var/jfs/${fs}`,
+    metaurl: c.metaurl ?? `redis://:pw-${fs}@127.0.0.1:6379/1`,
+    storage: c.storage,
+    bucket: c.bucket ?? `/var/jfs/${fs}`,
   };
+  if (c.accessKey) s["access-key"] = c.accessKey;
+  if (c.secretKey) s["secret-key"] = c.secretKey;
+  return s;
+}
+
+/**
+ * Polls until `check` is true, failing with the step's name and limit (e2eConfig.stepTimeoutMs by
+ * default); returns how long it took, so slow steps on a real cluster show where the time went.
+ */
+export async function step(
+  name: string,
+  check: () => Promise<boolean>,
+  timeoutMs = e2eConfig.stepTimeoutMs,
+): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    if (await check().catch(() => false)) return performance.now() - started;
+    if (performance.now() - started > timeoutMs)
+      throw new Error(`step "${name}" timed out after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 export async function startE2E(
@@ -87,13 +158,12 @@ export async function startE2E(
   const standinRoot = join(dir, "standin");
   mkdirSync(mountRoot, { recursive: true });
   const nodeName = opts.nodeName ?? process.env.E2E_NODE_NAME ?? "node-1";
+  const runId = e2eConfig.runId;
+  const appNamespace = `e2e-${runId}`;
   let cluster: StandInCluster | undefined;
-  let kube: Kube;
-  let admin: Kube;
-  if (external) {
-    kube = kubeFromConfig(external);
-    admin = kube;
-  } else {
+  let adminConfig: string;
+  if (external) adminConfig = external;
+  else {
     cluster = await startCluster({
       nodes: [nodeName],
       kubelet: {
@@ -102,12 +172,24 @@ export async function startE2E(
         ...(opts.kubelet ? { rootDir: kubeletDir, ...opts.kubelet } : {}),
       },
     });
-    // The node plugin has its own identity, so its API calls can be checked against the RBAC it is granted.
-    kube = kubeFromConfig(
-      cluster.api.writeKubeconfig(join(dir, "node-kubeconfig"), { user: nodePluginUser }),
-    );
-    admin = kubeFromConfig(cluster.kubeconfig);
+    adminConfig = cluster.kubeconfig;
   }
+  const admin = kubeFromConfig(adminConfig);
+  // The node plugin acts as the chart's ServiceAccount, so its API calls are held to the chart's RBAC
+  // (by the real API server, or checked against the stand-in's access log).
+  const kube = kubeFromConfig(impersonating(adminConfig, nodePluginUser, join(dir, "node-kubeconfig")));
+  await admin.core.createNamespace({
+    body: { metadata: { name: appNamespace, labels: { "e2e.juicefs.com/run": runId } } },
+  });
+  if (external)
+    // The ServiceAccount controller adds "default" shortly after the namespace; until then the API
+    // server's ServiceAccount admission refuses pods in it.
+    await step(`default ServiceAccount of namespace ${appNamespace}`, async () => {
+      await admin.core.readNamespacedServiceAccount({ namespace: appNamespace, name: "default" });
+      return true;
+    });
+  const createdPVs = new Set<string>();
+  const publishedVolumes = new Set<string>();
   const logs: string[] = [];
   const logger = createLogger({
     level: "info",
@@ -128,8 +210,8 @@ export async function startE2E(
     mounter,
     clientRoots: [mountRoot],
     kubeletDir,
-    runningTimeoutMs: 15_000,
-    readyTimeoutMs: 15_000,
+    runningTimeoutMs: e2eConfig.stepTimeoutMs,
+    readyTimeoutMs: e2eConfig.stepTimeoutMs,
     pollMs: 20,
     sweepIntervalMs: 500,
     logger,
@@ -149,6 +231,8 @@ export async function startE2E(
     kube,
     admin,
     nodeName,
+    appNamespace,
+    runId,
     dir,
     mountRoot,
     kubeletDir,
@@ -167,14 +251,19 @@ export async function startE2E(
     },
     async createAppPod(name) {
       return admin.core.createNamespacedPod({
-        namespace: "default",
+        namespace: appNamespace,
         body: {
           metadata: { name },
-          spec: { nodeName, terminationGracePeriodSeconds: 1, containers: [{ name: "app", image: "app" }] },
+          spec: {
+            nodeName,
+            terminationGracePeriodSeconds: 1,
+            containers: [{ name: "app", image: e2eConfig.appImage }],
+          },
         },
       });
     },
     async createPV(name) {
+      createdPVs.add(name);
       await admin.core
         .createPersistentVolume({
           body: {
@@ -196,6 +285,7 @@ export async function startE2E(
     },
     async publish(pod, volumeId, o = {}) {
       const target = e.targetOf(pod, volumeId);
+      publishedVolumes.add(volumeId);
       await e.node.NodePublishVolume!({
         volume_id: volumeId,
         target_path: target,
@@ -230,6 +320,20 @@ export async function startE2E(
     },
     async stop() {
       await mode.stop();
+      // Whatever this run made, also after a failed test: its namespace (app pods), PVs, Mount Pods.
+      const quiet = (p: Promise<unknown>) => p.catch(() => undefined);
+      await quiet(admin.core.deleteNamespace({ name: appNamespace }));
+      for (const name of createdPVs) await quiet(admin.core.deletePersistentVolume({ name }));
+      for (const v of publishedVolumes)
+        for (const pod of await e.mountPods(v).catch(() => []))
+          if (pod.spec?.nodeName === nodeName)
+            await quiet(
+              admin.core.deleteNamespacedPod({
+                namespace: driverNamespace,
+                name: pod.metadata!.name!,
+                gracePeriodSeconds: 0,
+              }),
+            );
       await cluster?.stop();
       unmountBelow(dir);
       rmSync(dir, { recursive: true, force: true });

@@ -8,10 +8,10 @@ import { join } from "node:path";
 import t from "tap";
 import { apiAccess } from "../../driver/juicefs/constants.ts";
 import { eventually } from "../kube/cluster.ts";
-import { driverNamespace, type E2E, nodePluginUser, secretFor, startE2E } from "./harness.ts";
+import { driverNamespace, type E2E, nodePluginUser, secretFor, standInOnly, startE2E } from "./harness.ts";
 
 const skipRoot = process.getuid?.() === 0 ? false : "needs root (CAP_SYS_ADMIN) for bind mounts";
-const needsStandIns = process.env.KUBECONFIG ? "needs the kubelet stand-in's controls" : false;
+const needsStandIns = standInOnly;
 
 let e: E2E;
 t.before(async () => {
@@ -255,7 +255,7 @@ t.test(
 
 t.test(
   "node plugin restarted mid-publish converges without duplicates or leaks",
-  { skip: skipRoot },
+  { skip: skipRoot || needsStandIns },
   async (t) => {
     await e.createPV("pv-restart");
     const app = await e.createAppPod("restart-a");
@@ -295,7 +295,7 @@ t.test(
     await pending2;
     e.setFailure("");
     await e.admin.core.deleteNamespacedPod({
-      namespace: "default",
+      namespace: e.appNamespace,
       name: "restart-b",
       gracePeriodSeconds: 0,
     });
@@ -311,7 +311,11 @@ t.test("references of vanished app pods are dropped by the reconciler", { skip: 
   const ta = await e.publish(a, "pv-vanish");
   const tb = await e.publish(b, "pv-vanish");
   // The pod disappears without an unpublish (force-deleted while the plugin was busy).
-  await e.admin.core.deleteNamespacedPod({ namespace: "default", name: "vanish-a", gracePeriodSeconds: 0 });
+  await e.admin.core.deleteNamespacedPod({
+    namespace: e.appNamespace,
+    name: "vanish-a",
+    gracePeriodSeconds: 0,
+  });
   await eventually("reference dropped", async () => {
     const info = (await e.mode.clients.list()).find((x) => x.volumeId === "pv-vanish");
     return info?.targets.length === 1 && info.targets[0] === tb;
@@ -326,7 +330,7 @@ t.test("references of vanished app pods are dropped by the reconciler", { skip: 
 
 t.test(
   "a Mount Pod that never serves fails the publish with its logs and an Event",
-  { skip: skipRoot },
+  { skip: skipRoot || needsStandIns },
   async (t) => {
     await e.restartPlugin({ readyTimeoutMs: 1500 });
     t.teardown(() => e.restartPlugin());
@@ -346,7 +350,7 @@ t.test(
     t.match(err?.message, /last log lines:[\s\S]*Meta address/, "the Mount Pod's log lines");
     t.notMatch(err?.message, /pw-pv-hang/, "no secret in the message");
     const evs = await e.admin.core.listNamespacedEvent({
-      namespace: "default",
+      namespace: e.appNamespace,
       fieldSelector: "involvedObject.name=hang-a",
     });
     t.ok(

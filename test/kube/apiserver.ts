@@ -284,8 +284,26 @@ export class ApiServer {
     const url = new URL(req.url ?? "/", "http://x");
     const auth = req.headers.authorization ?? "";
     const presented = auth.startsWith("Bearer ") ? auth.slice(7) : "";
-    const user = presented === this.token ? "admin" : this.users.get(presented);
-    if (!user) throw new ApiError(401, "Unauthorized", "Unauthorized");
+    const authenticated = presented === this.token ? "admin" : this.users.get(presented);
+    if (!authenticated) throw new ApiError(401, "Unauthorized", "Unauthorized");
+    // User impersonation (kubectl --as, kubeconfig `as:`), as the real server's WithImpersonation
+    // filter (k8s.io/apiserver/pkg/endpoints/filters/impersonation.go): the request then runs as the
+    // named user, which needs the `impersonate` verb; here only the admin holds it.
+    const as = req.headers["impersonate-user"];
+    let user = authenticated;
+    if (typeof as === "string" && as !== "") {
+      if (authenticated !== "admin") {
+        const [resource, name] = as.startsWith("system:serviceaccount:")
+          ? ["serviceaccounts", as.split(":")[3] ?? as]
+          : ["users", as];
+        throw new ApiError(
+          403,
+          "Forbidden",
+          `${resource} "${name}" is forbidden: User "${authenticated}" cannot impersonate resource "${resource}" in API group "" ${resource === "users" ? "at the cluster scope" : `in the namespace "${as.split(":")[2]}"`}`,
+        );
+      }
+      user = as;
+    }
     if (this.opts.latencyMs) await new Promise((r) => setTimeout(r, this.opts.latencyMs));
     if (url.pathname === "/version") {
       this.send(res, 200, {
