@@ -13,6 +13,8 @@ import { buildCli } from "../../scripts/build-cli.ts";
 import { ciDir } from "../chart/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
 
+// Builds are CPU-bound: on a machine shared with other work they can take several times longer.
+t.setTimeout(300_000);
 const dir = mkdtempSync(join(tmpdir(), "standalone-cli-"));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const bin = join(dir, "bin");

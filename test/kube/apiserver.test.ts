@@ -499,3 +499,28 @@ t.test("authentication, plain HTTP, pods/log from a log provider", async (t) => 
   remove();
   t.ok((api.requestCounts.get("create pods") ?? 0) >= 3);
 });
+
+t.test(
+  "impersonation: the admin may act as a ServiceAccount (recorded as it); others are refused",
+  async (t) => {
+    const { api } = await setup(t, { tls: false });
+    const sa = "system:serviceaccount:kube-system:juicefs-csi-node";
+    const as = (kubeconfig: string) => {
+      const kc = new k8s.KubeConfig();
+      kc.loadFromString(kubeconfig);
+      for (const u of kc.users) Object.assign(u, { impersonateUser: sa });
+      return kc.makeApiClient(k8s.CoreV1Api);
+    };
+    await as(api.kubeconfig()).listNamespacedPod({ namespace: "kube-system" });
+    t.same([...(api.accessLog.get(sa) ?? [])], ["list /pods kube-system"]);
+    t.notOk(api.accessLog.get("admin")?.has("list /pods kube-system"), "not recorded as the admin");
+    const st = await statusOf(
+      as(api.kubeconfig({ user: "someone" })).listNamespacedPod({ namespace: "kube-system" }),
+    );
+    t.match(st, {
+      code: 403,
+      message:
+        'serviceaccounts "juicefs-csi-node" is forbidden: User "someone" cannot impersonate resource "serviceaccounts" in API group "" in the namespace "kube-system"',
+    });
+  },
+);
