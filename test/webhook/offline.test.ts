@@ -106,8 +106,9 @@ spec:
     /^error: Pod default\/p: JuiceFS: pod default\/p: PVC default\/wb .*"writeback" is refused/,
   );
   const bad = await runCli(["inject", "-f", ex("pod.yaml"), "-o", "xml"]);
-  t.equal(bad.code, 1);
-  t.match(bad.stdout, /-o xml: expected yaml or json/);
+  // A bad flag value is a usage error (exit 2, README), named by the option parser.
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /option '-o, --output <format>' argument 'xml' is invalid\. Allowed choices are yaml, json\./);
   const notYaml = join(tmp, "bad.yaml");
   writeFileSync(notYaml, "a: [1\n");
   const r2 = await runCli(["inject", "-f", notYaml]);
