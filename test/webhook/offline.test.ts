@@ -108,7 +108,10 @@ spec:
   const bad = await runCli(["inject", "-f", ex("pod.yaml"), "-o", "xml"]);
   // A bad flag value is a usage error (exit 2, README), named by the option parser.
   t.equal(bad.code, 2);
-  t.match(bad.stderr, /option '-o, --output <format>' argument 'xml' is invalid\. Allowed choices are yaml, json\./);
+  t.match(
+    bad.stderr,
+    /option '-o, --output <format>' argument 'xml' is invalid\. Allowed choices are yaml, json\./,
+  );
   const notYaml = join(tmp, "bad.yaml");
   writeFileSync(notYaml, "a: [1\n");
   const r2 = await runCli(["inject", "-f", notYaml]);
