@@ -222,7 +222,7 @@ t.test(
     t.match(err?.message, /config\.allowWriteback: true/);
     t.notMatch(err?.message, /pw-pv-writeback/, "no credential in the error");
     const ev = await eventually("a Warning Event on the app pod", async () => {
-      const list = await e.admin.core.listNamespacedEvent({ namespace: "default" });
+      const list = await e.admin.core.listNamespacedEvent({ namespace: e.appNamespace });
       return list.items.find(
         (x) => x.involvedObject?.name === app.metadata!.name && x.reason === "InvalidVolumeSettings",
       );
@@ -292,7 +292,7 @@ t.test(
       volume_context: {
         subPath: "${.pvc.annotations.tier}-${.node.name}",
         "csi.storage.k8s.io/pod.name": app.metadata!.name!,
-        "csi.storage.k8s.io/pod.namespace": "default",
+        "csi.storage.k8s.io/pod.namespace": app.metadata!.namespace!,
         "csi.storage.k8s.io/pod.uid": app.metadata!.uid!,
       },
     } as never);
