@@ -115,15 +115,42 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
     .requiredOption("-f, --file <file>", "pod manifest(s), YAML or JSON ('-' for stdin)")
     .option("--manifests <file...>", "PVC/PV/StorageClass/Secret manifests the pod refers to")
     .addOption(new Option("-o, --output <format>", "output format").choices(["yaml", "json"]).default("yaml"))
-    .action(async (opts: { file: string; manifests?: string[]; output: string }) => {
-      const input = await readInputFile(opts.file);
-      const context = await Promise.all((opts.manifests ?? []).map((f) => readInputFile(f, "--manifests")));
-      const { injectOffline } = await import("../webhook/offline.ts");
-      const result = await injectOffline({ pods: input, context, output: opts.output });
-      io.stdout(result.output);
-      for (const w of result.warnings) io.stderr(`warning: ${w}\n`);
-      if (!result.ok) throw new CommandFailed();
-    });
+    .option(
+      "--kubernetes-version <version>",
+      "version of the target cluster's kubelets: native sidecars from 1.29, else classic (refused without --allow-classic-sidecar)",
+      "1.29",
+    )
+    .option(
+      "--allow-classic-sidecar",
+      "accept classic sidecars' risk, as the chart value webhook.sidecar.allowClassic",
+    )
+    .action(
+      async (opts: {
+        file: string;
+        manifests?: string[];
+        output: string;
+        kubernetesVersion: string;
+        allowClassicSidecar?: boolean;
+      }) => {
+        const input = await readInputFile(opts.file);
+        const context = await Promise.all((opts.manifests ?? []).map((f) => readInputFile(f, "--manifests")));
+        const { injectOffline } = await import("../webhook/offline.ts");
+        const result = await injectOffline({
+          pods: input,
+          context,
+          output: opts.output,
+          kubernetesVersion: opts.kubernetesVersion,
+          allowClassic: opts.allowClassicSidecar === true,
+        });
+        for (const w of result.warnings) io.stderr(`warning: ${w}\n`);
+        // A refusal goes to stderr only: `inject ... | kubectl apply -f -` must never apply an error.
+        if (!result.ok) {
+          io.stderr(result.output);
+          throw new CommandFailed();
+        }
+        io.stdout(result.output);
+      },
+    );
 
   program
     .command("validate")

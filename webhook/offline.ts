@@ -5,7 +5,7 @@
 import fastJsonPatch from "fast-json-patch";
 import { stringify } from "yaml";
 import { type AdmissionRequest, cloneJson, type KubeObject } from "./admission.ts";
-import { defaultWebhookSettings, type WebhookConfig } from "./config.ts";
+import { defaultWebhookSettings, supportsNativeSidecars, type WebhookConfig } from "./config.ts";
 import { MemoryLookup } from "./lookup.ts";
 import { ManifestError, parseManifests, podTemplateOf } from "./manifests.ts";
 import { mutatePod } from "./mutate.ts";
@@ -17,11 +17,20 @@ export interface OfflineResult {
   warnings: string[];
 }
 
-/** Offline runs behave like an opted-in namespace on a cluster with native sidecars (Kubernetes >= 1.29). */
+/** Offline runs behave like an opted-in namespace. */
 const offlineConfig: WebhookConfig = {
   driver: {},
   webhook: { ...defaultWebhookSettings, mountMode: "sidecar", requireNamespaceLabel: false },
 };
+
+/** The target cluster `inject` assumes without --kubernetes-version: native sidecars on by default. */
+export const defaultOfflineKubernetesVersion = "1.29";
+
+/** "1.28", "v1.30.2", "1.29+" → { major, minor }; undefined when it is not a Kubernetes version. */
+export function parseKubernetesVersion(v: string): { major: string; minor: string } | undefined {
+  const m = /^v?(\d+)\.(\d+)(?:[.+-].*)?$/.exec(v.trim());
+  return m ? { major: m[1]!, minor: m[2]! } : undefined;
+}
 
 function describe(o: KubeObject): string {
   const m = o.metadata ?? {};
@@ -37,6 +46,7 @@ async function injectOne(
   obj: KubeObject,
   lookup: MemoryLookup,
   native: boolean,
+  config: WebhookConfig,
 ): Promise<{ ok: true; obj: KubeObject; warnings: string[] } | { ok: false; message: string }> {
   const t = podTemplateOf(obj);
   if (!t) return { ok: true, obj, warnings: [] };
@@ -59,7 +69,7 @@ async function injectOne(
     object: pod,
     dryRun: true,
   };
-  const r = await mutatePod(request, { lookup, config: offlineConfig, native });
+  const r = await mutatePod(request, { lookup, config, native });
   if (!r.allowed) return { ok: false, message: `${describe(obj)}: ${r.message}` };
   const warnings = (r.warnings ?? []).map((w) => `${describe(obj)}: ${w}`);
   if (!r.patch) return { ok: true, obj, warnings };
@@ -86,9 +96,26 @@ export async function injectOffline(input: {
   pods: string;
   context: string[];
   output: string;
+  /** The target cluster's (kubelets') version; default defaultOfflineKubernetesVersion. */
+  kubernetesVersion?: string;
+  /** As webhook.sidecar.allowClassic: inject classic sidecars where native ones cannot run. */
+  allowClassic?: boolean;
 }): Promise<OfflineResult> {
   if (input.output !== "yaml" && input.output !== "json")
     return { ok: false, output: `error: -o ${input.output}: expected yaml or json\n`, warnings: [] };
+  const kv = input.kubernetesVersion ?? defaultOfflineKubernetesVersion;
+  const version = parseKubernetesVersion(kv);
+  if (!version)
+    return {
+      ok: false,
+      output: `error: --kubernetes-version ${JSON.stringify(kv)}: expected a version such as 1.29 or v1.30.2\n`,
+      warnings: [],
+    };
+  const native = supportsNativeSidecars(version);
+  const config: WebhookConfig = {
+    ...offlineConfig,
+    webhook: { ...offlineConfig.webhook, allowClassicSidecar: input.allowClassic === true },
+  };
   let objects: KubeObject[];
   const lookup = new MemoryLookup();
   try {
@@ -105,7 +132,7 @@ export async function injectOffline(input: {
   const warnings: string[] = [];
   const errors: string[] = [];
   for (const o of objects) {
-    const r = await injectOne(o, lookup, true);
+    const r = await injectOne(o, lookup, native, config);
     if (!r.ok) errors.push(r.message);
     else {
       out.push(r.obj);
@@ -134,7 +161,7 @@ export async function validateOffline(input: { manifests: string }): Promise<Off
     const warnings = [...v.warnings];
     // Pods and workloads: would the webhook admit them (Secret namespace, settings, annotations)?
     if (podTemplateOf(o)) {
-      const r = await injectOne(o, lookup, true);
+      const r = await injectOne(o, lookup, true, offlineConfig);
       const strip = (s: string) => s.slice(describe(o).length + 2);
       if (!r.ok) {
         const message = strip(r.message);

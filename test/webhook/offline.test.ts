@@ -102,9 +102,10 @@ spec:
   const r = await runCli(["inject", "-f", file, "--manifests", ex("secret.yaml")]);
   t.equal(r.code, 1);
   t.match(
-    r.stdout,
+    r.stderr,
     /^error: Pod default\/p: JuiceFS: pod default\/p: PVC default\/wb .*"writeback" is refused/,
   );
+  t.equal(r.stdout, "", "nothing on stdout: `inject | kubectl apply -f -` applies nothing");
   const bad = await runCli(["inject", "-f", ex("pod.yaml"), "-o", "xml"]);
   // A bad flag value is a usage error (exit 2, README), named by the option parser.
   t.equal(bad.code, 2);
@@ -112,14 +113,37 @@ spec:
     bad.stderr,
     /option '-o, --output <format>' argument 'xml' is invalid\. Allowed choices are yaml, json\./,
   );
+  t.equal(bad.stdout, "");
   const notYaml = join(tmp, "bad.yaml");
   writeFileSync(notYaml, "a: [1\n");
   const r2 = await runCli(["inject", "-f", notYaml]);
   t.equal(r2.code, 1);
-  t.match(r2.stdout, /error: -f: document 1:/);
+  t.match(r2.stderr, /error: -f: document 1:/);
+  t.equal(r2.stdout, "");
   const missing = await runCli(["inject", "-f", ex("pod.yaml")]);
   t.equal(missing.code, 0, "no context: admitted unchanged, with a warning");
   t.match(missing.stderr, /warning: Pod default\/app: PVC default\/juicefs-pvc .* does not exist yet/);
+});
+
+t.test("inject --kubernetes-version: native from 1.29, classic refused below unless accepted", async (t) => {
+  const args = ["inject", "-f", ex("pod.yaml"), "--manifests", ...context, "-o", "json"];
+  const dflt = await runCli(args);
+  t.equal(dflt.code, 0, dflt.stderr);
+  t.ok(JSON.parse(dflt.stdout).spec.initContainers?.[0]?.restartPolicy === "Always", "default 1.29: native");
+  const old = await runCli([...args, "--kubernetes-version", "v1.28.9"]);
+  t.equal(old.code, 1);
+  t.equal(old.stdout, "");
+  t.match(old.stderr, /no native sidecar support.*webhook\.sidecar\.allowClassic/);
+  const accepted = await runCli([...args, "--kubernetes-version", "1.28", "--allow-classic-sidecar"]);
+  t.equal(accepted.code, 0, accepted.stderr);
+  const pod = JSON.parse(accepted.stdout);
+  t.match(pod.spec.containers[0], { name: /^juicefs-mount-/, lifecycle: { postStart: {}, preStop: {} } });
+  t.match(accepted.stderr, /warning: .*classic sidecar: if the JuiceFS client fails to start/);
+  const newer = await runCli([...args, "--kubernetes-version", "1.33.1"]);
+  t.equal(newer.code, 0);
+  const junk = await runCli([...args, "--kubernetes-version", "latest"]);
+  t.equal(junk.code, 1);
+  t.match(junk.stderr, /--kubernetes-version "latest": expected a version such as 1\.29/);
 });
 
 t.test("validate: ok for the examples, refuses writeback naming the field", async (t) => {
