@@ -13,6 +13,7 @@ import {
   type RequestContext,
   type ResponseContext,
   StorageV1Api,
+  type V1Node,
   VersionApi,
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -34,6 +35,9 @@ export interface KubeLookupOptions {
   secretEvictMs: number;
   /** Watch Namespaces (their injection label); off when the webhook does not check it. */
   watchNamespaces: boolean;
+  /** Watch Nodes (their kubelet versions decide native sidecars); onNodesChange after each change. */
+  watchNodes?: boolean;
+  onNodesChange?: () => void;
   log?: Logger;
   /** Delay before an informer that failed is started again. */
   restartDelayMs?: number;
@@ -46,6 +50,8 @@ export interface KubeLookup {
   /** Every informer has completed a list. */
   synced(): boolean;
   stop(): Promise<void>;
+  /** The Nodes (watchNodes). */
+  nodes?: () => ReadonlyArray<V1Node>;
 }
 
 /** Aborts the HTTP request at the deadline (the request object is not kept after that). */
@@ -146,6 +152,14 @@ export function createKubeLookup(kc: KubeConfig, opts: KubeLookupOptions): KubeL
         }
       : {}),
   };
+  const nodeStore = opts.watchNodes
+    ? informer<V1Node>("nodes", "/api/v1/nodes", () => core.listNode())
+    : undefined;
+  if (nodeStore && opts.onNodesChange) {
+    const changed = opts.onNodesChange;
+    const inf = nodeStore as unknown as { on(ev: string, cb: () => void): void };
+    for (const ev of ["add", "update", "delete", "connect"]) inf.on(ev, changed);
+  }
   const lookup = new CachedLookup({
     stores,
     live: liveLookup(kc, opts.liveReadTimeoutMs),
@@ -154,6 +168,7 @@ export function createKubeLookup(kc: KubeConfig, opts: KubeLookupOptions): KubeL
   });
   return {
     lookup,
+    ...(nodeStore ? { nodes: () => nodeStore.list() } : {}),
     async start() {
       await Promise.all(informers.map((i) => i.inf.start().catch(() => {})));
       // A failed first list is retried by the error handler; wait for it (or for stop).

@@ -333,12 +333,23 @@ export class Informer<T extends KObj> implements ObjectStore<T> {
   private stopped = false;
   private running: Promise<void> | undefined;
   private firstList: { resolve: () => void; promise: Promise<void> };
+  /** Called after the store changed (a list landed, or a watch event). */
+  private readonly onChange: (() => void) | undefined;
+  /** What is kept of each object (default: all but managedFields). */
+  private readonly shape: (o: T) => T;
   synced = false;
 
-  constructor(client: KubeClient, path: string, onError?: (err: unknown) => void) {
+  constructor(
+    client: KubeClient,
+    path: string,
+    onError?: (err: unknown) => void,
+    opts: { onChange?: () => void; shape?: (o: T) => T } = {},
+  ) {
     this.client = client;
     this.path = path;
     this.onError = onError;
+    this.onChange = opts.onChange;
+    this.shape = opts.shape ?? slim;
     let resolve: () => void = () => {};
     const promise = new Promise<void>((r) => {
       resolve = r;
@@ -379,8 +390,9 @@ export class Informer<T extends KObj> implements ObjectStore<T> {
         if (!rv) {
           const l = await this.client.list(this.path);
           const next = new Map<string, T>();
-          for (const o of l.items) next.set(keyOf(o), slim(o as T));
+          for (const o of l.items) next.set(keyOf(o), this.shape(o as T));
           this.objects = next;
+          this.onChange?.();
           rv = l.metadata?.resourceVersion ?? "";
           this.synced = true;
           this.firstList.resolve();
@@ -391,8 +403,10 @@ export class Informer<T extends KObj> implements ObjectStore<T> {
           (type, obj) => {
             // A change is a new object, never an edit of the stored one: the mutate handler
             // remembers settings by object identity (resolve.ts SettingsMemo; test/webhook/kube.test.ts).
-            if (type === "ADDED" || type === "MODIFIED") this.objects.set(keyOf(obj), slim(obj as T));
+            if (type === "ADDED" || type === "MODIFIED") this.objects.set(keyOf(obj), this.shape(obj as T));
             else if (type === "DELETED") this.objects.delete(keyOf(obj));
+            else return;
+            this.onChange?.();
           },
           this.abort.signal,
         );
@@ -416,7 +430,19 @@ export interface LeanClusterOptions {
   secretRefreshMs: number;
   secretEvictMs: number;
   watchNamespaces: boolean;
+  /** Watch Nodes (their kubelet versions decide native sidecars); onNodesChange after each change. */
+  watchNodes?: boolean;
+  onNodesChange?: () => void;
   onError?: (what: string, err: unknown) => void;
+}
+
+/** Of a Node only its name and kubelet version are kept (a Node's status lists its images: large). */
+export function nodeShape<T extends KObj>(o: T): T {
+  const n = o as KObj & { status?: { nodeInfo?: { kubeletVersion?: string } } };
+  return {
+    metadata: { name: n.metadata?.name },
+    status: { nodeInfo: { kubeletVersion: n.status?.nodeInfo?.kubeletVersion } },
+  } as unknown as T;
 }
 
 /** Informers for PVCs, PVs, StorageClasses (and Namespaces) plus live GETs, behind CachedLookup. */
@@ -428,7 +454,13 @@ export function leanCluster(access: ClusterAccess, opts: LeanClusterOptions) {
   const pv = informer("persistentvolumes", "/api/v1/persistentvolumes");
   const sc = informer("storageclasses", "/apis/storage.k8s.io/v1/storageclasses");
   const ns = opts.watchNamespaces ? informer("namespaces", "/api/v1/namespaces") : undefined;
-  const informers = [pvc, pv, sc, ...(ns ? [ns] : [])];
+  const nodes = opts.watchNodes
+    ? new Informer(client, "/api/v1/nodes", (err) => opts.onError?.("nodes", err), {
+        ...(opts.onNodesChange ? { onChange: opts.onNodesChange } : {}),
+        shape: nodeShape,
+      })
+    : undefined;
+  const informers = [pvc, pv, sc, ...(ns ? [ns] : []), ...(nodes ? [nodes] : [])];
   const t = opts.liveReadTimeoutMs;
   const seg = encodeURIComponent;
   const live: ClusterLookup = {
@@ -446,6 +478,7 @@ export function leanCluster(access: ClusterAccess, opts: LeanClusterOptions) {
   });
   return {
     lookup,
+    ...(nodes ? { nodes: () => nodes.list() } : {}),
     start: async () => {
       await Promise.all(informers.map((i) => i.start()));
     },

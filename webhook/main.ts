@@ -12,6 +12,7 @@ import { loadConfig, supportsNativeSidecars, type WebhookConfig } from "./config
 import type { ClusterLookup, LookupStats } from "./lookup.ts";
 import { createWebhookMetrics } from "./metrics.ts";
 import { type MutateDeps, makeMutateHandler } from "./mutate.ts";
+import { type NodeLike, NodePlacement } from "./placement.ts";
 import { guard } from "./policy.ts";
 import { buildServer, type WebhookServer } from "./server.ts";
 import { CertWatcher } from "./tls.ts";
@@ -33,9 +34,13 @@ export interface StartOptions {
     synced: () => boolean;
     start?: () => Promise<void>;
     stop?: () => Promise<void>;
-    /** For nativeSidecar "auto". */
+    /** For nativeSidecar "auto" while no Node is known. */
     version?: () => Promise<{ major: string; minor: string }>;
+    /** The Nodes (sidecar mode): their kubelet versions decide native sidecars. */
+    nodes?: () => ReadonlyArray<NodeLike>;
   };
+  /** Called when Nodes changed; the default cluster wires it to the placement (tests may too). */
+  nodesChanged?: { notify?: () => void };
   registry?: Registry;
 }
 
@@ -53,9 +58,13 @@ export interface WebhookHandle {
 async function defaultCluster(
   config: WebhookConfig,
   log: Logger,
+  nodesChanged: { notify?: () => void },
 ): Promise<NonNullable<StartOptions["cluster"]>> {
   const w = config.webhook;
   const opts = {
+    // Sidecar mode reads the kubelet versions of the nodes: native or classic sidecars.
+    watchNodes: w.mountMode === "sidecar",
+    onNodesChange: () => nodesChanged.notify?.(),
     liveReadTimeoutMs: w.liveReadTimeoutMs,
     secretRefreshMs: w.secretRefreshMs,
     secretEvictMs: w.secretEvictMs,
@@ -124,13 +133,32 @@ export async function startWebhook(opts: StartOptions): Promise<WebhookHandle> {
     },
   });
   const pair = await certs.load();
-  const cluster = opts.cluster ?? (await defaultCluster(config, log));
+  const nodesChanged = opts.nodesChanged ?? {};
+  const cluster = opts.cluster ?? (await defaultCluster(config, log, nodesChanged));
   const registry = opts.registry ?? createRegistry();
   const stats = cluster.lookup.stats?.bind(cluster.lookup);
   const metrics = createWebhookMetrics(registry, stats);
-  const native = w.mountMode === "sidecar" ? await decideNative(opts, cluster) : false;
+  // The API server's version decides only while no Node is known; then the kubelets do.
+  const fallback = w.mountMode === "sidecar" ? await decideNative(opts, cluster) : false;
+  const nodes = cluster.nodes;
+  const placement =
+    w.mountMode === "sidecar" && nodes
+      ? new NodePlacement({
+          setting: w.nativeSidecar,
+          nodes,
+          fallback,
+          onDecision: (nativeNow, unsupported) =>
+            (unsupported.length > 0 && w.nativeSidecar === true ? log.warn : log.info).call(
+              log,
+              { nativeSidecar: nativeNow, nodesWithoutNativeSidecars: unsupported.slice(0, 10) },
+              "sidecar placement decided from the nodes' kubelet versions",
+            ),
+        })
+      : undefined;
+  if (placement) nodesChanged.notify = () => placement.invalidate();
+  const native = placement ? placement.native() : fallback;
 
-  const deps: MutateDeps = { lookup: cluster.lookup, config, native };
+  const deps: MutateDeps = { lookup: cluster.lookup, config, native: placement ?? native };
   const onFailure =
     (route: string, policy: string) => (kind: string, err: unknown, req: AdmissionRequest) => {
       metrics.failure(route, kind);

@@ -22,6 +22,7 @@ import {
   type SidecarBuilder,
 } from "./inject.ts";
 import type { ClusterLookup } from "./lookup.ts";
+import type { Placement } from "./placement.ts";
 import type { Handler } from "./policy.ts";
 import { claimVolumes, resolveVolume, SettingsMemo } from "./resolve.ts";
 
@@ -29,7 +30,7 @@ export interface MutateDeps {
   lookup: ClusterLookup;
   config: WebhookConfig;
   /** Native sidecars, decided at startup (config, or the cluster's version). */
-  native: boolean;
+  native: boolean | Placement;
   /** Default: the domain's buildSidecarContainer. */
   build?: SidecarBuilder;
   /** Settings parsed by earlier reviews (makeMutateHandler makes one). */
@@ -44,11 +45,15 @@ export function makeMutateHandler(deps: MutateDeps): Handler {
     build: memoizeBuilder(deps.build ?? buildSidecarContainer),
   };
   const handler: Handler = (req) => mutatePod(req, memoized);
-  handler.quick = (req) => quickDecision(req, deps.native);
+  handler.quick = (req) => quickDecision(req, nativeOf(deps));
   return handler;
 }
 
 const allowedPlain: AdmissionResult = { allowed: true };
+
+/** Native sidecars for this review: fixed, or as the nodes' kubelets allow now. */
+const nativeOf = (deps: MutateDeps): boolean =>
+  typeof deps.native === "boolean" ? deps.native : deps.native.native();
 
 /**
  * Everything that can be decided from the request alone: operations and kinds that are not new pods,
@@ -109,7 +114,8 @@ function hasClaim(pod: Record<string, unknown>): boolean {
 }
 
 export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promise<AdmissionResult> {
-  const quick = quickDecision(req, deps.native);
+  const native = nativeOf(deps);
+  const quick = quickDecision(req, native);
   if (quick) return quick;
   const original = req.object!;
   const refs = claimVolumes(original);
@@ -122,7 +128,7 @@ export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promis
   let pod = original;
   const again = original.metadata?.labels?.[labels.injectDone] === "true";
   if (again) {
-    const r = reinvokePod(original as unknown as V1Pod, deps.native);
+    const r = reinvokePod(original as unknown as V1Pod, native);
     if (!r.ok) return denied(`JuiceFS: pod ${podName(original, req.namespace || "")}: ${r.message}`);
     pod = r.pod as unknown as KubeObject;
   }
@@ -173,12 +179,13 @@ export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promis
 
   const plan = planPod(pod as unknown as V1Pod, claims, {
     mode: webhook.mountMode,
-    native: deps.native,
+    native,
     allowClassic: webhook.allowClassicSidecar,
     ...(deps.build ? { build: deps.build } : {}),
     productImage: webhook.productImage,
   });
   if (!plan.ok) return denied(`JuiceFS: pod ${who}: ${plan.message}`, warnings);
+  if (sidecar && typeof deps.native !== "boolean") warnings.push(...deps.native.warnings());
   return patched(original, plan.pod, [...warnings, ...plan.warnings]);
 }
 

@@ -304,7 +304,14 @@ export const apiAccess = {
       resource: "namespaces",
       verbs: ["get", "list", "watch"],
       scope: "cluster",
-      why: "informer: the namespace's juicefs.com/enable-injection label",
+      why: "informer: the namespace's juicefs.com/enable-injection and pod-security.kubernetes.io/* labels",
+    },
+    {
+      apiGroup: "",
+      resource: "nodes",
+      verbs: ["get", "list", "watch"],
+      scope: "cluster",
+      why: "informer (sidecar mode): the nodes' kubelet versions decide native or classic sidecars",
     },
   ],
 } as const satisfies Record<string, readonly ApiAccessRule[]>;
