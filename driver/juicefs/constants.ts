@@ -309,7 +309,7 @@ export const apiAccess = {
     {
       apiGroup: "",
       resource: "nodes",
-      verbs: ["get", "list", "watch"],
+      verbs: ["list", "watch"],
       scope: "cluster",
       why: "informer (sidecar mode): the nodes' kubelet versions decide native or classic sidecars",
     },
