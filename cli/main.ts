@@ -187,6 +187,42 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
       },
     );
 
+  program
+    .command("doctor")
+    .description(
+      "diagnose a pod, claim or volume: walks pod → PVC → PV → Secret → node plugin → Mount Pod → mount → webhook",
+    )
+    .argument("[object]", "pod/NAME, pvc/NAME or pv/NAME")
+    .option("-n, --namespace <ns>", "namespace of the pod or claim (with --all: only this namespace)")
+    .option("-A, --all", "every unhealthy JuiceFS pod, claim and Mount Pod in one table")
+    .option("-o, --output <format>", "json for machines (default: text)")
+    .option("--kubeconfig <file>", "kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    .option("--context <name>", "kubeconfig context")
+    .addOption(
+      new Option(
+        "--mount-mode <mode>",
+        "the driver's mount mode (default: read from the node plugin)",
+      ).choices(["pod", "process", "sidecar"]),
+    )
+    .action(
+      async (
+        object: string | undefined,
+        opts: {
+          namespace?: string;
+          all?: boolean;
+          output?: string;
+          kubeconfig?: string;
+          context?: string;
+          mountMode?: "pod" | "process" | "sidecar";
+        },
+      ) => {
+        const { doctorCommand } = await import("./doctor.ts");
+        const r = await doctorCommand(object, { ...opts, stderr: io.stderr });
+        io.stdout(r.output);
+        if (!r.healthy) throw new CommandFailed();
+      },
+    );
+
   return program;
 }
 

@@ -11,10 +11,14 @@ export interface RunResult {
 /** Runs the real juicefs-csi executable as a child process (same Node binary as the test). */
 export function runCli(
   args: string[],
-  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+  opts: {
+    input?: string;
+    env?: NodeJS.ProcessEnv /** File in bin/ (default juicefs-csi.js). */;
+    bin?: string;
+  } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(projectRoot, "bin", "juicefs-csi.js"), ...args], {
+    const child = spawn(process.execPath, [join(projectRoot, "bin", opts.bin ?? "juicefs-csi.js"), ...args], {
       env: { ...process.env, ...opts.env },
       stdio: ["pipe", "pipe", "pipe"],
     });

@@ -16,6 +16,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
+import { parseQuantity } from "../../driver/juicefs/quantity.ts";
 import { projectRoot } from "../../lib/paths.ts";
 import type { ApiServer, PodLogRequest } from "./apiserver.ts";
 
@@ -59,6 +60,11 @@ export interface KubeletOptions {
    * the kubelet's root is on a real node.
    */
   mountNamespaces?: boolean;
+  /**
+   * Node allocatable (default cpu 64, memory 256Gi). Pods bound to the node whose requests do not fit
+   * next to the others are rejected at admission, as the kubelet does.
+   */
+  allocatable?: { cpu?: string; memory?: string };
 }
 
 interface LogLine {
@@ -91,6 +97,8 @@ interface ContainerRun {
   env: Record<string, string>;
   /** The startup probe passed (or there is none) for the current instance: status `started`. */
   startupPassed: boolean;
+  /** Set by oomKill(): the next exit is reported as the runtime reports a cgroup OOM kill. */
+  oomKilled?: boolean;
 }
 
 interface PodRun {
@@ -183,6 +191,8 @@ export class Kubelet {
   readonly errors: string[] = [];
   /** "namespace/pod/container" of every preStop hook that failed (also a FailedPreStopHook event). */
   readonly preStopFailures: string[] = [];
+  /** Images whose pull fails, with the runtime's error (failImagePull). */
+  private readonly pullFailures = new Map<string, string>();
 
   constructor(opts: KubeletOptions) {
     this.opts = opts;
@@ -267,8 +277,8 @@ export class Kubelet {
           { type: "InternalIP", address: "127.0.0.1" },
           { type: "Hostname", address: name },
         ],
-        allocatable: { cpu: "64", memory: "256Gi", pods: "1000" },
-        capacity: { cpu: "64", memory: "256Gi", pods: "1000" },
+        allocatable: { cpu: "64", memory: "256Gi", pods: "1000", ...this.opts.allocatable },
+        capacity: { cpu: "64", memory: "256Gi", pods: "1000", ...this.opts.allocatable },
       },
     };
     try {
@@ -321,6 +331,33 @@ export class Kubelet {
     } catch {
       return false;
     }
+  }
+
+  // ---- doctor scenarios (issue 14): OOM kills, image pull failures, kubelet admission ----
+
+  /**
+   * Kills a container as the kernel's OOM killer does (SIGKILL) and reports it as the runtime does:
+   * state.terminated reason "OOMKilled", exit code 137 (containerd sets the reason when the cgroup's
+   * OOM event fired; k8s.io/cri-api ContainerStatus.Reason). restartPolicy decides what follows.
+   */
+  oomKill(namespace: string, name: string, container?: string): boolean {
+    const r = this.pods.get(`${namespace}/${name}`);
+    const c = container
+      ? [...(r?.init ?? []), ...(r?.containers ?? [])].find((x) => x.spec.name === container)
+      : r?.containers[0];
+    if (!c?.proc || !c.pid || !c.running) return false;
+    c.oomKilled = true;
+    try {
+      process.kill(-c.pid, "SIGKILL");
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** From now on, pulling `image` fails with `message` (e.g. a registry's "not found"). */
+  failImagePull(image: string, message: string): void {
+    this.pullFailures.set(image, message);
   }
 
   /** Evicts a pod: its containers are killed and it ends Failed with reason Evicted (the pod object stays). */
@@ -384,6 +421,13 @@ export class Kubelet {
       r = this.newRun(pod);
       this.pods.set(key, r);
       const run = r;
+      const rejected = pod.metadata?.deletionTimestamp ? undefined : this.admissionFailure(pod);
+      if (rejected) {
+        run.evicted = rejected;
+        for (const c of [...run.init, ...run.containers]) c.done = true;
+        this.queueStatus(run);
+        return;
+      }
       if (pod.metadata?.deletionTimestamp) {
         run.terminating = true;
         run.finished = this.terminate(run);
@@ -397,6 +441,40 @@ export class Kubelet {
       r.terminating = true;
       r.finished = this.terminate(r);
     }
+  }
+
+  /**
+   * The kubelet's resource admission (pkg/kubelet/lifecycle predicate.go): a pod whose requests do not
+   * fit into the node's allocatable next to the pods already admitted is rejected: phase Failed, reason
+   * `OutOf<resource>`, message "Pod was rejected: Node didn't have enough resource: ..." (kubelet.go
+   * rejectPod). Only checked when the test gave `allocatable`.
+   */
+  private admissionFailure(pod: k8s.V1Pod): { reason: string; message: string } | undefined {
+    const alloc = this.opts.allocatable;
+    if (!alloc) return undefined;
+    const requests = (p: k8s.V1Pod, res: "cpu" | "memory") =>
+      (p.spec?.containers ?? []).reduce(
+        (n, c) => n + (parseQuantity(c.resources?.requests?.[res] ?? "0") ?? 0),
+        0,
+      );
+    for (const res of ["cpu", "memory"] as const) {
+      const capacity = alloc[res] === undefined ? undefined : parseQuantity(alloc[res]!);
+      if (capacity === undefined) continue;
+      const used = [...this.pods.values()]
+        .filter(
+          (r) => r.pod.spec?.nodeName === pod.spec?.nodeName && r.uid !== pod.metadata?.uid && !r.evicted,
+        )
+        .reduce((n, r) => n + requests(r.pod, res), 0);
+      const want = requests(pod, res);
+      if (want + used > capacity) {
+        const fmt = (n: number) => (res === "cpu" ? String(Math.round(n * 1000)) : String(Math.round(n)));
+        return {
+          reason: `OutOf${res}`,
+          message: `Pod was rejected: Node didn't have enough resource: ${res}, requested: ${fmt(want)}, used: ${fmt(used)}, capacity: ${fmt(capacity)}`,
+        };
+      }
+    }
+    return undefined;
   }
 
   private onPodGone(pod: k8s.V1Pod): void {
@@ -544,7 +622,18 @@ export class Kubelet {
         mkdirSync(d, { recursive: true });
         if (!this.opts.volumePlugin)
           throw new Error(`volume ${v.name}: no volume plugin for PVC/CSI volumes`);
-        await this.opts.volumePlugin.mount(r.pod, v, d);
+        try {
+          await this.opts.volumePlugin.mount(r.pod, v, d);
+        } catch (e) {
+          // As the kubelet's operation generator: a FailedMount Warning event on the pod, naming the
+          // volume (`MountVolume.SetUp failed for volume "<name>" : <error>`).
+          void this.podEvent(
+            r,
+            "FailedMount",
+            `MountVolume.SetUp failed for volume "${v.name}" : ${(e as Error).message}`,
+          );
+          throw e;
+        }
         r.dirs.set(v.name, d);
       }
     }
@@ -719,6 +808,11 @@ export class Kubelet {
 
   private async startContainer(r: PodRun, c: ContainerRun): Promise<void> {
     if (r.terminating || c.done || this.stopped) return;
+    const pullError = this.pullFailures.get(c.spec.image ?? "");
+    if (pullError !== undefined) {
+      this.imagePullFailed(r, c, pullError);
+      return;
+    }
     let env: Record<string, string>;
     try {
       const nonRoot = runAsNonRootError(r.pod, c.spec);
@@ -809,18 +903,94 @@ export class Kubelet {
         c.state = {
           terminated: {
             exitCode,
-            reason: spawnError ? "StartError" : exitCode === 0 ? "Completed" : "Error",
+            reason: spawnError
+              ? "StartError"
+              : c.oomKilled
+                ? "OOMKilled"
+                : exitCode === 0
+                  ? "Completed"
+                  : "Error",
             ...(spawnError ? { message: spawnError } : {}),
             ...(signal ? { signal: signalNumbers[signal] ?? 9 } : {}),
             startedAt: c.startedAt,
             finishedAt: nowIso(),
           },
         };
+        c.oomKilled = false;
         resolve();
         this.afterExit(r, c, exitCode);
       });
     });
     await this.afterStart(r, c);
+  }
+
+  /**
+   * As the kubelet's image manager (pkg/kubelet/images): the first failure is waiting reason
+   * ErrImagePull with a "Failed" event `Failed to pull image "<image>": <error>`; retries back off
+   * with reason ImagePullBackOff, message and "BackOff" event `Back-off pulling image "<image>"`.
+   * The pod stays Pending.
+   */
+  private imagePullFailed(r: PodRun, c: ContainerRun, error: string): void {
+    const image = c.spec.image ?? "";
+    const first =
+      c.state.waiting?.reason !== "ErrImagePull" && c.state.waiting?.reason !== "ImagePullBackOff";
+    const backOff = !first && c.state.waiting?.reason === "ErrImagePull";
+    c.state = backOff
+      ? { waiting: { reason: "ImagePullBackOff", message: `Back-off pulling image "${image}"` } }
+      : { waiting: { reason: "ErrImagePull", message: error } };
+    this.queueStatus(r);
+    void this.podEvent(
+      r,
+      backOff ? "BackOff" : "Failed",
+      backOff ? `Back-off pulling image "${image}"` : `Failed to pull image "${image}": ${error}`,
+      `spec.${c.init ? "initContainers" : "containers"}{${c.spec.name}}`,
+    );
+    let resolveExit!: () => void;
+    c.exited = new Promise<void>((res) => {
+      resolveExit = res;
+    });
+    c.backoffTimer = setTimeout(() => {
+      c.backoffTimer = undefined;
+      resolveExit();
+      if (c.state.waiting?.reason === "ErrImagePull") {
+        // The back-off phase between two pulls.
+        this.imagePullFailed(r, c, error);
+        return;
+      }
+      c.state = { waiting: { reason: "ErrImagePull", message: error } };
+      void this.startContainer(r, c);
+    }, c.backoffMs);
+  }
+
+  /** A core/v1 Event about a pod, as the kubelet writes them (source component kubelet, host = node). */
+  private async podEvent(r: PodRun, reason: string, message: string, fieldPath?: string): Promise<void> {
+    const pod = r.pod;
+    const now = nowIso();
+    try {
+      await this.core.createNamespacedEvent({
+        namespace: pod.metadata!.namespace!,
+        body: {
+          metadata: { generateName: `${pod.metadata!.name}.` },
+          involvedObject: {
+            kind: "Pod",
+            apiVersion: "v1",
+            namespace: pod.metadata!.namespace!,
+            name: pod.metadata!.name!,
+            uid: r.uid,
+            ...(fieldPath ? { fieldPath } : {}),
+          },
+          reason,
+          message,
+          type: "Warning",
+          source: { component: "kubelet", host: pod.spec?.nodeName ?? "" },
+          firstTimestamp: now as unknown as Date,
+          lastTimestamp: now as unknown as Date,
+          count: 1,
+        },
+      });
+    } catch (e) {
+      if (!this.stopped) this.errors.push(`event ${r.key}: ${String(e)}`);
+    }
   }
 
   private containerFailed(r: PodRun, c: ContainerRun, reason: string, message: string): void {

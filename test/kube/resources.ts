@@ -60,6 +60,35 @@ export const resourceTypes: ResourceType[] = [
     namespaced: false,
     status: false,
   },
+  // CSINode (storage.k8s.io/v1, cluster scoped, named after its node, no status): the kubelet creates
+  // it and the node-driver-registrar's registration adds spec.drivers[] entries (k8s.io/api storage/v1
+  // types.go CSINodeSpec.Drivers). Read by `juicefs-csi doctor`.
+  {
+    group: "storage.k8s.io",
+    version: "v1",
+    plural: "csinodes",
+    kind: "CSINode",
+    namespaced: false,
+    status: false,
+  },
+  // Webhook configurations (admissionregistration.k8s.io/v1, cluster scoped, no status). Stored only:
+  // this stand-in calls no webhook.
+  {
+    group: "admissionregistration.k8s.io",
+    version: "v1",
+    plural: "mutatingwebhookconfigurations",
+    kind: "MutatingWebhookConfiguration",
+    namespaced: false,
+    status: false,
+  },
+  {
+    group: "admissionregistration.k8s.io",
+    version: "v1",
+    plural: "validatingwebhookconfigurations",
+    kind: "ValidatingWebhookConfiguration",
+    namespaced: false,
+    status: false,
+  },
   { group: "batch", version: "v1", plural: "jobs", kind: "Job", namespaced: true, status: true },
   {
     group: "coordination.k8s.io",

@@ -1,0 +1,298 @@
+// Gathering: the API reads that fill a doctor Snapshot (driver/doctor/snapshot.ts). No judgement here
+// beyond deciding what is relevant to read. Every read is read-only (the doctor's ClusterRole,
+// `doctorAccess`), has a deadline, and a refused read becomes a ReadFailure instead of an exception:
+// the engine then says "cannot tell" for the links that needed it.
+import * as k8s from "@kubernetes/client-node";
+import { driverName, labels, volumeIdLabelValue } from "../juicefs/index.ts";
+import {
+  checkVolumeSettings,
+  digestSecret,
+  isJuiceFSVolume,
+  publishSecretRef,
+  type ReadFailure,
+  type SecretDigest,
+  type SettingsCheck,
+  type Snapshot,
+  secretValues,
+  type Target,
+} from "./snapshot.ts";
+
+/** Labels of this driver's own pods (chart _helpers.tpl componentLabels). */
+export const driverPodSelector = "app.kubernetes.io/part-of=juicefs-csi";
+export const mountPodSelector = `${labels.appName}=${labels.mountPodAppName}`;
+
+export interface GatherOptions {
+  kc: k8s.KubeConfig;
+  target: Target | { all: true; namespace?: string };
+  /** Lines of each log tail (default 20). */
+  logLines?: number;
+  /** Progress lines (stderr in the CLI). */
+  progress?: (line: string) => void;
+  /** Deadline of each request, ms (default 10 s). */
+  timeoutMs?: number;
+  mountMode?: Snapshot["mountMode"];
+}
+
+interface Clients {
+  core: k8s.CoreV1Api;
+  storage: k8s.StorageV1Api;
+  admission: k8s.AdmissionregistrationV1Api;
+}
+
+export async function gatherSnapshot(o: GatherOptions): Promise<Snapshot> {
+  const c: Clients = {
+    core: o.kc.makeApiClient(k8s.CoreV1Api),
+    storage: o.kc.makeApiClient(k8s.StorageV1Api),
+    admission: o.kc.makeApiClient(k8s.AdmissionregistrationV1Api),
+  };
+  const failures: ReadFailure[] = [];
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const progress = o.progress ?? (() => {});
+  /** A read: undefined on 404, recorded failure (and undefined) on anything else. */
+  const read = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        fn(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch (e) {
+      const code = (e as { code?: number }).code;
+      if (code === 404) return undefined;
+      if (!failures.some((f) => f.what === what)) failures.push({ what, message: describe(e) });
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  const all = "all" in o.target;
+  const target: Target =
+    "all" in o.target ? { kind: "pod", name: "", namespace: o.target.namespace ?? "" } : o.target;
+  const ns = all ? (o.target as { namespace?: string }).namespace : target.namespace;
+
+  progress("reading pods, claims and volumes");
+  const pods: k8s.V1Pod[] = [];
+  const pvcs: k8s.V1PersistentVolumeClaim[] = [];
+  const [pvList, scList] = await Promise.all([
+    read("pvs", () => c.core.listPersistentVolume()),
+    read("storageclasses", () => c.storage.listStorageClass()),
+  ]);
+  const pvs = pvList?.items ?? [];
+  const storageClasses = scList?.items ?? [];
+
+  if (all) {
+    const [pl, cl] = await Promise.all([
+      read("pods", () =>
+        ns ? c.core.listNamespacedPod({ namespace: ns }) : c.core.listPodForAllNamespaces(),
+      ),
+      read("pvcs", () =>
+        ns
+          ? c.core.listNamespacedPersistentVolumeClaim({ namespace: ns })
+          : c.core.listPersistentVolumeClaimForAllNamespaces(),
+      ),
+    ]);
+    pods.push(
+      ...(pl?.items ?? []).filter((p) => p.metadata?.labels?.[labels.appName] !== labels.mountPodAppName),
+    );
+    pvcs.push(...(cl?.items ?? []));
+  } else if (target.kind === "pod") {
+    const pod = await read("pods", () =>
+      c.core.readNamespacedPod({ namespace: target.namespace!, name: target.name }),
+    );
+    if (pod) pods.push(pod);
+    const claims = new Set<string>();
+    for (const v of pod?.spec?.volumes ?? []) {
+      if (v.persistentVolumeClaim?.claimName) claims.add(v.persistentVolumeClaim.claimName);
+      if (v.ephemeral) claims.add(`${pod?.metadata?.name}-${v.name}`);
+    }
+    for (const name of claims) {
+      const pvc = await read("pvcs", () =>
+        c.core.readNamespacedPersistentVolumeClaim({ namespace: target.namespace!, name }),
+      );
+      if (pvc) pvcs.push(pvc);
+    }
+  } else {
+    let claimNs = target.namespace;
+    let claimName = target.kind === "pvc" ? target.name : undefined;
+    if (target.kind === "pv") {
+      const pv = pvs.find((p) => p.metadata?.name === target.name);
+      claimNs = pv?.spec?.claimRef?.namespace;
+      claimName = pv?.spec?.claimRef?.name;
+    }
+    if (claimNs && claimName) {
+      const pvc = await read("pvcs", () =>
+        c.core.readNamespacedPersistentVolumeClaim({ namespace: claimNs!, name: claimName! }),
+      );
+      if (pvc) pvcs.push(pvc);
+      const pl = await read("pods", () => c.core.listNamespacedPod({ namespace: claimNs! }));
+      pods.push(
+        ...(pl?.items ?? []).filter((p) =>
+          (p.spec?.volumes ?? []).some((v) => v.persistentVolumeClaim?.claimName === claimName),
+        ),
+      );
+    }
+  }
+
+  // Secrets: reduced to key names at once; settings checked while the values are in hand.
+  progress("checking Secrets and settings (values are never kept)");
+  const secrets: SecretDigest[] = [];
+  const settings: SettingsCheck[] = [];
+  const pvsInScope = pvs.filter(
+    (pv) =>
+      pvcs.some((pvc) => pvc.spec?.volumeName === pv.metadata?.name) ||
+      (!all && target.kind === "pv" && pv.metadata?.name === target.name),
+  );
+  const readSecret = async (namespace: string, name: string) => {
+    const s = await read("secrets", () => c.core.readNamespacedSecret({ namespace, name }));
+    if (s === undefined && failures.some((f) => f.what === "secrets")) return undefined;
+    return s ?? null;
+  };
+  for (const pv of pvsInScope.filter(isJuiceFSVolume)) {
+    const ref = publishSecretRef(pv);
+    if (!ref) continue;
+    const s = await readSecret(ref.namespace, ref.name);
+    if (s === undefined) continue;
+    if (!secrets.some((d) => d.namespace === ref.namespace && d.name === ref.name))
+      secrets.push(digestSecret(ref.namespace, ref.name, s ?? undefined));
+    if (s) {
+      const pvc = pvcs.find((x) => x.spec?.volumeName === pv.metadata?.name);
+      const sc = storageClasses.find((x) => x.metadata?.name === pv.spec?.storageClassName);
+      settings.push(
+        checkVolumeSettings({
+          pv,
+          ...(pvc ? { pvc } : {}),
+          ...(sc ? { sc } : {}),
+          secret: secretValues(s),
+          secretRef: ref,
+        }),
+      );
+    }
+  }
+  // Provisioner Secrets of the StorageClasses of pending claims.
+  for (const pvc of pvcs.filter((p) => p.status?.phase !== "Bound")) {
+    const sc = storageClasses.find((x) => x.metadata?.name === pvc.spec?.storageClassName);
+    const name = sc?.parameters?.["csi.storage.k8s.io/provisioner-secret-name"];
+    if (!sc || sc.provisioner !== driverName || !name || name.includes("${")) continue;
+    const sns = sc.parameters?.["csi.storage.k8s.io/provisioner-secret-namespace"] ?? "default";
+    if (secrets.some((d) => d.namespace === sns && d.name === name)) continue;
+    const s = await readSecret(sns, name);
+    if (s !== undefined) secrets.push(digestSecret(sns, name, s ?? undefined));
+  }
+
+  progress("reading the driver's pods, CSINodes, Mount Pods and webhooks");
+  const nodes = new Set(pods.map((p) => p.spec?.nodeName).filter((n): n is string => !!n));
+  const [driverList, mountList, csiNodeList, mutating, validating, nsList] = await Promise.all([
+    read("driverPods", () => c.core.listPodForAllNamespaces({ labelSelector: driverPodSelector })),
+    read("mountPods", () => c.core.listPodForAllNamespaces({ labelSelector: mountPodSelector })),
+    read("csinodes", () => c.storage.listCSINode()),
+    read("webhooks", () => c.admission.listMutatingWebhookConfiguration()),
+    read("webhooks", () => c.admission.listValidatingWebhookConfiguration()),
+    read("namespaces", () => c.core.listNamespace()),
+  ]);
+  const driverPods = driverList?.items ?? [];
+  // Every Mount Pod for --all over the cluster; else those of the volumes in scope.
+  const everyMountPod = all && !ns;
+  const volumeIds = new Set(pvsInScope.map((pv) => pv.spec?.csi?.volumeHandle));
+  const mountPods = (mountList?.items ?? []).filter((p) => {
+    const vid = p.metadata?.annotations?.["juicefs.com/volume-id"];
+    const label = p.metadata?.labels?.[labels.volumeId];
+    return (
+      everyMountPod ||
+      [...volumeIds].some((v) => v !== undefined && (v === vid || volumeIdLabelValue(v) === label))
+    );
+  });
+  const csiNodes = (csiNodeList?.items ?? []).filter((n) => all || nodes.has(n.metadata?.name ?? ""));
+
+  progress("reading events");
+  const eventNamespaces = new Set<string>();
+  if (ns) eventNamespaces.add(ns);
+  for (const p of [...pods, ...mountPods])
+    if (p.metadata?.namespace) eventNamespaces.add(p.metadata.namespace);
+  for (const p of pvcs) if (p.metadata?.namespace) eventNamespaces.add(p.metadata.namespace);
+  const events: k8s.CoreV1Event[] = [];
+  for (const en of eventNamespaces) {
+    const el = await read("events", () => c.core.listNamespacedEvent({ namespace: en, limit: 2000 }));
+    events.push(...(el?.items ?? []));
+  }
+
+  progress("reading log tails of clients that are not healthy");
+  const logs: Record<string, string> = {};
+  const tail = o.logLines ?? 20;
+  const clientContainers: { pod: k8s.V1Pod; container: string }[] = [];
+  for (const mp of mountPods)
+    clientContainers.push({ pod: mp, container: mp.spec?.containers?.[0]?.name ?? "" });
+  for (const p of pods)
+    for (const ctn of [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])])
+      if (ctn.name.startsWith("juicefs-mount")) clientContainers.push({ pod: p, container: ctn.name });
+  for (const { pod, container } of clientContainers) {
+    const st = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].find(
+      (s) => s.name === container,
+    );
+    if (!st || (st.ready && !st.restartCount)) continue;
+    const key = `${pod.metadata?.namespace}/${pod.metadata?.name}/${container}`;
+    const base = {
+      namespace: pod.metadata!.namespace!,
+      name: pod.metadata!.name!,
+      container,
+      tailLines: tail,
+    };
+    if (st.state?.running || st.state?.terminated) {
+      const cur = await read("logs", () => c.core.readNamespacedPodLog(base));
+      if (cur) logs[key] = cur;
+    }
+    if ((st.restartCount ?? 0) > 0) {
+      const prev = await read("logs", () => c.core.readNamespacedPodLog({ ...base, previous: true }));
+      if (prev) logs[`${key}/previous`] = prev;
+    }
+  }
+  // A failed log read is not a failed diagnosis: logs are evidence only.
+  const keptFailures = failures.filter((f) => f.what !== "logs");
+
+  return {
+    target,
+    takenAt: new Date().toISOString(),
+    pods,
+    pvcs,
+    pvs,
+    storageClasses,
+    secrets,
+    settings,
+    namespaces: nsList?.items ?? [],
+    csiNodes,
+    driverPods,
+    mountPods,
+    events,
+    logs,
+    webhooks: { mutating: mutating?.items ?? [], validating: validating?.items ?? [] },
+    ...(o.mountMode ? { mountMode: o.mountMode } : detectMode(driverPods)),
+    failures: keptFailures,
+  };
+}
+
+/** The mount mode from the node plugin's `--mount-mode` argument or the driver pods' JUICEFS_MOUNT_MODE. */
+export function detectMode(driverPods: k8s.V1Pod[]): { mountMode?: Snapshot["mountMode"] } {
+  for (const p of driverPods)
+    for (const ctn of p.spec?.containers ?? []) {
+      for (const a of ctn.args ?? []) {
+        const m = /^--mount-mode=(pod|process|sidecar)$/.exec(a);
+        if (m) return { mountMode: m[1] as Snapshot["mountMode"] };
+      }
+      const env = ctn.env?.find((e) => e.name === "JUICEFS_MOUNT_MODE")?.value;
+      if (env === "pod" || env === "process" || env === "sidecar") return { mountMode: env };
+    }
+  return {};
+}
+
+function describe(e: unknown): string {
+  const code = (e as { code?: number }).code;
+  let msg = (e as Error).message?.split("\n")[0] ?? String(e);
+  const body = (e as { body?: unknown }).body;
+  if (typeof body === "string")
+    try {
+      msg = (JSON.parse(body) as { message?: string }).message ?? msg;
+    } catch {}
+  return code ? `${code}: ${msg}` : msg;
+}
