@@ -216,7 +216,7 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
           mountMode?: "pod" | "process" | "sidecar";
         },
       ) => {
-        const { doctorCommand } = await import("./doctor.ts");
+        const { doctorCommand } = await import("./doctor/command.ts");
         const r = await doctorCommand(object, { ...opts, stderr: io.stderr });
         io.stdout(r.output);
         if (!r.healthy) throw new CommandFailed();

@@ -1,5 +1,5 @@
 // What the doctor judges: a snapshot of the cluster objects around one pod, claim or volume, as plain
-// decoded API objects. Gathering (driver/doctor/gather.ts: API reads) fills it; the engine
+// decoded API objects. Gathering (cli/doctor/gather.ts: API reads) fills it; the engine
 // (driver/doctor/engine.ts: pure) judges it. The same snapshot can come from a support bundle or feed a
 // dashboard (one engine, two faces).
 //

@@ -1,10 +1,12 @@
 // The doctor's catalogue: real failure scenarios laid out in the stand-in cluster (API server + kubelet
 // running the pods), each diagnosed through the API with client-node exactly as against a cluster,
 // with the verdict asserted. Every scenario lives in its own namespace, so they share one cluster.
+import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import t from "tap";
-import { doctorCommand } from "../../cli/doctor.ts";
+import { doctorCommand } from "../../cli/doctor/command.ts";
 import { main } from "../../cli/main.ts";
+import { doctorAccess, doctorSecretAccess } from "../../driver/doctor/access.ts";
 import type { Diagnosis, Link } from "../../driver/doctor/engine.ts";
 import { driverName } from "../../driver/juicefs/index.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -523,4 +525,26 @@ t.test("--all: every unhealthy JuiceFS pod, claim and Mount Pod in one table", a
   });
   t.ok(one.healthy, one.output);
   t.same(JSON.parse(one.output).problems, []);
+});
+
+t.test("the doctor reads only what its ClusterRole grants (doctorAccess)", async (t) => {
+  const kubeconfig = f.c.api.writeKubeconfig(join(f.c.dir, "sre.kubeconfig"), { user: "sre" });
+  const pod = await doctorCommand("pod/app", { namespace: "s12", output: "json", kubeconfig });
+  t.notOk(pod.healthy);
+  await doctorCommand(undefined, { all: true, output: "json", kubeconfig });
+  const allowed = new Set(
+    [...doctorAccess, doctorSecretAccess].flatMap((r) =>
+      r.verbs.map((v) => `${v} ${r.apiGroup}/${r.resource}`),
+    ),
+  );
+  const calls = [...(f.c.api.accessLog.get("sre") ?? [])];
+  t.ok(calls.length > 5, "the user's calls were recorded");
+  for (const call of calls) {
+    const [verb, resource] = call.split(" ");
+    t.ok(allowed.has(`${verb} ${resource}`), `${call} is granted by the doctor's ClusterRole`);
+  }
+  t.ok(
+    calls.some((c) => c.startsWith("get /pods/log ")),
+    "reads Mount Pod logs",
+  );
 });

@@ -7,9 +7,9 @@ import {
   diagnoseAll,
   type Link,
   type SummaryRow,
-} from "../driver/doctor/engine.ts";
-import type { Snapshot, Target, TargetKind } from "../driver/doctor/snapshot.ts";
-import { UsageError } from "./errors.ts";
+} from "../../driver/doctor/engine.ts";
+import type { Snapshot, Target, TargetKind } from "../../driver/doctor/snapshot.ts";
+import { UsageError } from "../errors.ts";
 
 export interface DoctorOptions {
   namespace?: string;
@@ -76,7 +76,7 @@ export async function doctorCommand(
   if (o.all && arg) throw new UsageError("doctor: give either an object or --all, not both");
   const target = o.all ? undefined : parseTarget(arg, o.namespace);
   const kc = await loadKubeConfig(o.kubeconfig, o.context);
-  const { gatherSnapshot } = await import("../driver/doctor/gather.ts");
+  const { gatherSnapshot } = await import("./gather.ts");
   const progress = (l: string) => o.stderr?.(`doctor: ${l}\n`);
   const snapshot = await gatherSnapshot({
     kc,

@@ -1,9 +1,9 @@
-// Gathering: the API reads that fill a doctor Snapshot (driver/doctor/snapshot.ts). No judgement here
+// Gathering: the API reads that fill a doctor Snapshot (driver/doctor/snapshot.ts; judged by the
+// pure driver/doctor/engine.ts). No judgement here
 // beyond deciding what is relevant to read. Every read is read-only (the doctor's ClusterRole,
 // `doctorAccess`), has a deadline, and a refused read becomes a ReadFailure instead of an exception:
 // the engine then says "cannot tell" for the links that needed it.
 import * as k8s from "@kubernetes/client-node";
-import { driverName, labels, volumeIdLabelValue } from "../juicefs/index.ts";
 import {
   checkVolumeSettings,
   digestSecret,
@@ -15,7 +15,8 @@ import {
   type Snapshot,
   secretValues,
   type Target,
-} from "./snapshot.ts";
+} from "../../driver/doctor/snapshot.ts";
+import { driverName, labels, volumeIdLabelValue } from "../../driver/juicefs/index.ts";
 
 /** Labels of this driver's own pods (chart _helpers.tpl componentLabels). */
 export const driverPodSelector = "app.kubernetes.io/part-of=juicefs-csi";

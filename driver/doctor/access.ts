@@ -1,0 +1,90 @@
+// What `juicefs-csi doctor` (and `collect`) read from the Kubernetes API, as the user running them.
+// The chart's optional ClusterRole (`doctor.rbac.create`) grants exactly this; the chart test compares
+// both, and the doctor scenarios check that the doctor calls nothing else.
+import type { ApiAccessRule } from "../juicefs/constants.ts";
+
+export const doctorAccess: readonly ApiAccessRule[] = [
+  {
+    apiGroup: "",
+    resource: "pods",
+    verbs: ["get", "list"],
+    scope: "cluster",
+    why: "the app pod, pods using a claim, the driver's pods and Mount Pods (label selectors)",
+  },
+  {
+    apiGroup: "",
+    resource: "pods/log",
+    verbs: ["get"],
+    scope: "cluster",
+    why: "last log lines of Mount Pods and sidecars that are not healthy",
+  },
+  {
+    apiGroup: "",
+    resource: "persistentvolumeclaims",
+    verbs: ["get", "list"],
+    scope: "cluster",
+    why: "the pod's claims: phase, StorageClass, annotations",
+  },
+  {
+    apiGroup: "",
+    resource: "persistentvolumes",
+    verbs: ["list"],
+    scope: "cluster",
+    why: "driver, volume handle, attributes, mount options, Secret reference",
+  },
+  {
+    apiGroup: "",
+    resource: "events",
+    verbs: ["list"],
+    scope: "cluster",
+    why: "events of the pod, claim, Mount Pods and controllers (FailedMount, FailedCreate, ProvisioningFailed)",
+  },
+  {
+    apiGroup: "",
+    resource: "namespaces",
+    verbs: ["list"],
+    scope: "cluster",
+    why: "the juicefs.com/enable-injection label (sidecar mode)",
+  },
+  {
+    apiGroup: "storage.k8s.io",
+    resource: "storageclasses",
+    verbs: ["list"],
+    scope: "cluster",
+    why: "provisioner, binding mode, parameters",
+  },
+  {
+    apiGroup: "storage.k8s.io",
+    resource: "csinodes",
+    verbs: ["list"],
+    scope: "cluster",
+    why: "is csi.juicefs.com registered on the pod's node",
+  },
+  {
+    apiGroup: "admissionregistration.k8s.io",
+    resource: "mutatingwebhookconfigurations",
+    verbs: ["list"],
+    scope: "cluster",
+    why: "is the JuiceFS webhook configured",
+  },
+  {
+    apiGroup: "admissionregistration.k8s.io",
+    resource: "validatingwebhookconfigurations",
+    verbs: ["list"],
+    scope: "cluster",
+    why: "is the JuiceFS webhook configured",
+  },
+];
+
+/**
+ * Optional (`doctor.rbac.readSecrets`): the node-publish Secret is read to check its keys and values
+ * with the driver's own validation; values never leave the process (only key names and the
+ * validation's redacted findings are kept). Without it the Secret link says "cannot tell".
+ */
+export const doctorSecretAccess: ApiAccessRule = {
+  apiGroup: "",
+  resource: "secrets",
+  verbs: ["get"],
+  scope: "cluster",
+  why: "the volume's Secret: keys present and valid (values are never printed or kept)",
+};
