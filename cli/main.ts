@@ -223,6 +223,50 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
       },
     );
 
+  program
+    .command("collect")
+    .description(
+      "write a support bundle (.tar.gz): objects, events, logs, the doctor's verdict; credentials redacted",
+    )
+    .argument("[object]", "pod/NAME, pvc/NAME or pv/NAME")
+    .option("-n, --namespace <ns>", "namespace of the pod or claim (with --all: only this namespace)")
+    .option("-A, --all", "every JuiceFS pod, claim and Mount Pod")
+    .option("--out <file>", "archive to write (default: juicefs-csi-bundle-<time>.tar.gz here)")
+    .option("--max-bytes <n>", "uncompressed size budget; logs beyond it are left out", "67108864")
+    .option("--timeout <seconds>", "overall time budget", "120")
+    .option("--kubeconfig <file>", "kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    .option("--context <name>", "kubeconfig context")
+    .action(
+      async (
+        object: string | undefined,
+        opts: {
+          namespace?: string;
+          all?: boolean;
+          out?: string;
+          maxBytes: string;
+          timeout: string;
+          kubeconfig?: string;
+          context?: string;
+        },
+      ) => {
+        const maxBytes = Number(opts.maxBytes);
+        const timeout = Number(opts.timeout);
+        if (!Number.isInteger(maxBytes) || maxBytes <= 0)
+          throw new UsageError(`--max-bytes ${opts.maxBytes}: give a positive whole number of bytes`);
+        if (!(timeout > 0))
+          throw new UsageError(`--timeout ${opts.timeout}: give a positive number of seconds`);
+        const { collectCommand } = await import("./doctor/collect.ts");
+        const r = await collectCommand(object, {
+          ...opts,
+          ...(opts.out ? { file: opts.out } : {}),
+          maxBytes,
+          timeoutMs: timeout * 1000,
+          stderr: io.stderr,
+        });
+        io.stdout(r.summary);
+      },
+    );
+
   return program;
 }
 

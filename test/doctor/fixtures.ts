@@ -273,7 +273,9 @@ export async function createMountPod(
   const ctn = pod.spec!.containers[0]!;
   const script =
     behaviour === "crash"
-      ? "console.log('2026/12/02 04:00:00.000 juicefs[7] <INFO>: Meta address: redis://10.0.0.1:6379/1');console.error('2026/12/02 04:00:00.100 juicefs[7] <FATAL>: Meta redis://10.0.0.1:6379/1 is not available: dial tcp 10.0.0.1:6379: connect: connection refused');process.exit(1)"
+      ? // A careless client (or a debug flag) may print its meta URL whole: the bundle must still hide it.
+        `console.log(${JSON.stringify(`2026/12/02 04:00:00.000 juicefs[7] <INFO>: Meta address: ${secret.metaurl}`)});` +
+        "console.error('2026/12/02 04:00:00.100 juicefs[7] <FATAL>: Meta redis://10.0.0.1:6379/1 is not available: dial tcp 10.0.0.1:6379: connect: connection refused');process.exit(1)"
       : "console.log('juicefs[7] <INFO>: juicefs is ready');setInterval(()=>{},1000)";
   // Keep what the doctor reads (image, resources, labels, annotations); drop what needs a real host.
   ctn.command = ["node", "-e", script];

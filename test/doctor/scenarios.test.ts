@@ -18,6 +18,7 @@ import {
   event,
   type Fixture,
   goodSecret,
+  markers,
   podStatus,
   scenario,
   startFixture,
@@ -548,3 +549,126 @@ t.test("the doctor reads only what its ClusterRole grants (doctorAccess)", async
     "reads Mount Pod logs",
   );
 });
+
+t.test("collect: one .tar.gz, every credential redacted, bounded", async (t) => {
+  const ns = "bundle";
+  const s = await scenario(f, ns, {
+    mountPod: "crash",
+    pod: {
+      containers: [
+        {
+          name: "app",
+          image: "registry.k8s.io/pause:3.10",
+          env: [
+            { name: "AWS_SECRET_ACCESS_KEY", value: markers.secretKey },
+            { name: "LOG_LEVEL", value: "debug" },
+          ],
+          volumeMounts: [{ name: "data", mountPath: "/data", mountPropagation: "HostToContainer" }],
+        },
+      ],
+    },
+  });
+  await event(f, {
+    ns,
+    kind: "Pod",
+    name: "app",
+    reason: "Debug",
+    type: "Normal",
+    message: `tool echoed ${markers.accessKey}`,
+  });
+  await eventually(
+    "restarted",
+    async () =>
+      ((await podStatus(f, driverNs, s.mountPod!))?.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 2,
+  );
+  const out = join(f.c.dir, "bundle.tar.gz");
+  let stderr = "";
+  let stdout = "";
+  const io = { stdout: (x: string) => (stdout += x), stderr: (x: string) => (stderr += x) };
+  const code = await main(["collect", "pod/app", "-n", ns, "--out", out, "--kubeconfig", f.c.kubeconfig], io);
+  t.equal(code, 0, stderr);
+  t.match(stdout, /bundle\.tar\.gz \(\d+ bytes\)/);
+  t.match(stderr, /collect: reading logs of the CSI pods and Mount Pods involved/, "progress on stderr");
+
+  const files = await untar(out);
+  const names = [...files.keys()];
+  for (const want of [
+    "juicefs-csi-bundle/doctor.json",
+    "juicefs-csi-bundle/doctor.txt",
+    "juicefs-csi-bundle/versions.yaml",
+    "juicefs-csi-bundle/events.yaml",
+    "juicefs-csi-bundle/objects/secrets.yaml",
+    `juicefs-csi-bundle/objects/pods/${ns}/app.yaml`,
+    `juicefs-csi-bundle/objects/persistentvolumes/${s.pv}.yaml`,
+    `juicefs-csi-bundle/objects/mount-pods/${driverNs}/${s.mountPod}.yaml`,
+    `juicefs-csi-bundle/objects/csinodes/node-1.yaml`,
+    `juicefs-csi-bundle/logs/${driverNs}/${s.mountPod}/juicefs-mount.log`,
+    `juicefs-csi-bundle/logs/${driverNs}/${s.mountPod}/juicefs-mount.previous.log`,
+    `juicefs-csi-bundle/logs/${driverNs}/juicefs-csi-node-node-1/juicefs-plugin.log`,
+  ])
+    t.ok(files.has(want), `${want} in the archive`);
+  t.equal(JSON.parse(files.get("juicefs-csi-bundle/doctor.json")!).firstBroken.code, "client-crashloop");
+  t.match(
+    files.get(`juicefs-csi-bundle/logs/${driverNs}/${s.mountPod}/juicefs-mount.previous.log`),
+    /Meta address: \[REDACTED\]/,
+  );
+  t.match(files.get("juicefs-csi-bundle/objects/secrets.yaml"), /- access-key/);
+  t.match(
+    files.get(`juicefs-csi-bundle/objects/pods/${ns}/app.yaml`),
+    /value: "\[REDACTED\]"|value: \[REDACTED\]/,
+  );
+  t.notOk(
+    names.some((n) => /secrets\/|\/secret\.ya?ml$/.test(n) && !n.endsWith("objects/secrets.yaml")),
+    "no Secret object",
+  );
+  const everything = [...files.values()].join("\n");
+  for (const [k, v] of Object.entries(markers))
+    t.notOk(everything.includes(v), `the ${k} marker is nowhere in the archive`);
+  t.notOk(everything.includes("MARKER-metaurl-pw"), "nor the meta URL's password on its own");
+
+  // Bounded: a tiny budget leaves logs out and says so.
+  const small = join(f.c.dir, "small.tar.gz");
+  t.equal(
+    await main(
+      [
+        "collect",
+        "pod/app",
+        "-n",
+        ns,
+        "--out",
+        small,
+        "--max-bytes",
+        "20000",
+        "--kubeconfig",
+        f.c.kubeconfig,
+      ],
+      io,
+    ),
+    0,
+  );
+  const manifest = (await untar(small)).get("juicefs-csi-bundle/MANIFEST.txt") ?? "";
+  t.match(manifest, /left out:\n {2}\S+ \(\d+ bytes: over the 20000-byte budget\)/);
+  t.equal(
+    await main(["collect", "pod/app", "-n", ns, "--max-bytes", "lots", "--kubeconfig", f.c.kubeconfig], io),
+    2,
+  );
+});
+
+/** Every regular file of a .tar.gz, read with the same library that wrote it. */
+async function untar(file: string): Promise<Map<string, string>> {
+  const { list } = await import("tar");
+  const out = new Map<string, string>();
+  await list({
+    file,
+    onReadEntry: (e) => {
+      if (e.type !== "File") {
+        e.resume();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      e.on("data", (c: Buffer) => chunks.push(c));
+      e.on("end", () => out.set(e.path, Buffer.concat(chunks).toString("utf8")));
+    },
+  });
+  return out;
+}
