@@ -140,6 +140,10 @@ export class PodClientManager implements ClientManager {
   #cache: (() => k8s.V1Pod[] | undefined) | undefined;
   /** The pods of this node as listed for the current reconcile pass (app pods of re-bound targets). */
   #livePods: k8s.V1Pod[] | undefined;
+  // ---- issue 14 (Events where users look): app pods by uid, so recovery can tell the pod it serves ----
+  readonly #appPods = new Map<string, AppPodRef>();
+  /** Mount points whose pods were told MountBroken and wait for MountRecovered. */
+  readonly #recovering = new Set<string>();
 
   constructor(opts: PodClientOptions) {
     this.#o = opts;
@@ -184,6 +188,12 @@ export class PodClientManager implements ClientManager {
         const meta = this.#metaFor(req.settings, req.hash, mountPoint);
         return { pod: await this.#findOrCreate(req.settings, meta), meta };
       });
+      if (req.pod?.uid) {
+        // issue 14: Events on the app pod; bounded (oldest first out), pods come and go.
+        this.#appPods.delete(req.pod.uid);
+        this.#appPods.set(req.pod.uid, req.pod);
+        if (this.#appPods.size > 10_000) this.#appPods.delete(this.#appPods.keys().next().value!);
+      }
       await this.#waitServed(pod, meta, req.pod);
       this.#ensureSeconds.observe({ outcome: "ok" }, (Date.now() - started) / 1000);
       return lease;
@@ -347,12 +357,21 @@ export class PodClientManager implements ClientManager {
         "MountPodRecreated",
         `Mount Pod ${why} while ${refs.length} target(s) use it; recreated`,
       );
+      // issue 14: the pods that use the mount hear it where they look.
+      this.#tellAppPods(
+        refs,
+        "Warning",
+        "MountBroken",
+        `${mountPodWhy(pod, meta, why)}; recreating it and re-binding this pod's mount (transport endpoint is not connected until then)`,
+      );
+      this.#recovering.add(meta.mountPoint); // issue 14: MountRecovered once it serves again
       return; // the next pass re-binds once it serves
     }
     if (pod.metadata?.deletionTimestamp) return;
     const entry = table.at(meta.mountPoint);
     if (!entry || !(await this.#answers(meta.mountPoint))) return; // not serving yet
     remember(meta, entry);
+    const rebound = new Set<string>(); // issue 14
     for (const t of refs) {
       const stale = t.dev !== entry.dev || !isWithin(entry.root, t.root);
       if (!stale && (await this.#answers(t.mountPoint))) continue;
@@ -376,8 +395,29 @@ export class PodClientManager implements ClientManager {
           `re-bound ${t.mountPoint}${uid ? ` (pod ${uid})` : ""} after the client restarted`,
         );
         if (uid) await this.#warnWithoutPropagation(uid, t.mountPoint, meta);
+        this.#tellAppPods(
+          [t],
+          "Normal",
+          "MountRecovered",
+          `volume ${meta.volumeId}: mount re-bound to the restarted JuiceFS client (Mount Pod ${this.#o.namespace}/${meta.podName}); files open before the break must be reopened`,
+        ); // issue 14
+        rebound.add(t.mountPoint);
       } catch (e) {
         this.#log("warn", { target: t.mountPoint, err: String(e) }, "could not re-bind target");
+      }
+    }
+    // issue 14: a recreated client serves again and every target answers: tell the pods told MountBroken.
+    if (this.#recovering.has(meta.mountPoint)) {
+      const rest = refs.filter((t) => !rebound.has(t.mountPoint));
+      const answering = await Promise.all(rest.map((t) => this.#answers(t.mountPoint)));
+      if (answering.every(Boolean)) {
+        this.#recovering.delete(meta.mountPoint);
+        this.#tellAppPods(
+          rest,
+          "Normal",
+          "MountRecovered",
+          `volume ${meta.volumeId}: the recreated JuiceFS client (Mount Pod ${this.#o.namespace}/${meta.podName}) serves this pod's mount again; files open before the break must be reopened`,
+        );
       }
     }
   }
@@ -830,8 +870,19 @@ export class PodClientManager implements ClientManager {
     const stopping = () => {
       if (this.#closed) throw new ClientError("failed", "the node plugin is stopping");
     };
+    let toldPending = false; // issue 14: one early Event on the app pod, not only at the timeout
     while (pod.status?.phase !== "Running") {
       stopping();
+      const pendingWhy = !toldPending && appPod ? pendingReason(pod) : undefined;
+      if (pendingWhy) {
+        toldPending = true;
+        void this.#event(
+          { kind: "Pod", ...appPod! },
+          "Warning",
+          "MountPodPending",
+          `waiting for Mount Pod ${this.#o.namespace}/${meta.podName} of volume ${meta.volumeId}: ${pendingWhy}`,
+        );
+      }
       if (Date.now() > runDeadline)
         await this.#timeout(
           pod,
@@ -1147,6 +1198,23 @@ export class PodClientManager implements ClientManager {
     this.#actions.inc({ action });
   }
 
+  // ---- issue 14: Events on the app pods a recovery concerns ----
+  #tellAppPods(
+    targets: { mountPoint: string }[],
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): void {
+    const told = new Set<string>();
+    for (const t of targets) {
+      const uid = this.#podUidOf(t.mountPoint);
+      const app = uid ? this.#appPods.get(uid) : undefined;
+      if (!app || told.has(uid!)) continue;
+      told.add(uid!);
+      void this.#event({ kind: "Pod", ...app }, type, reason, message);
+    }
+  }
+
   #event(obj: ObjectRef, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
     return this.#o.events?.record(obj, type, reason, message) ?? Promise.resolve();
   }
@@ -1171,4 +1239,36 @@ function remember(meta: { identities?: { dev: string; root: string }[] }, entry:
   const ids = (meta.identities ?? []).filter((id) => id.dev !== entry.dev || id.root !== entry.root);
   ids.push({ dev: entry.dev, root: entry.root });
   meta.identities = ids.slice(-4);
+}
+
+// ---- issue 14: why a Mount Pod is not serving, in words users can act on ----
+
+/** Why a Mount Pod that should serve is gone or dead, naming an OOM kill and the knob that fixes it. */
+function mountPodWhy(
+  pod: k8s.V1Pod | undefined,
+  meta: { podName: string; volumeId: string },
+  why: string,
+): string {
+  const cs = pod?.status?.containerStatuses?.[0];
+  const oom =
+    cs?.state?.terminated?.reason === "OOMKilled" || cs?.lastState?.terminated?.reason === "OOMKilled";
+  return (
+    `volume ${meta.volumeId}: the JuiceFS client (Mount Pod ${meta.podName}) ${why}` +
+    (oom ? ": it was OOMKilled; raise juicefs/mount-memory-limit" : "")
+  );
+}
+
+/** A Pending Mount Pod's reason worth telling the app pod now: unschedulable, rejected, image pull, config error. */
+function pendingReason(pod: k8s.V1Pod): string | undefined {
+  const sched = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
+  if (sched) return `not scheduled: ${sched.message ?? sched.reason ?? ""}`;
+  if (pod.status?.phase === "Failed" && pod.status.reason)
+    return `${pod.status.reason}: ${pod.status.message ?? ""}`;
+  const w = pod.status?.containerStatuses?.[0]?.state?.waiting;
+  if (
+    w?.reason &&
+    /^(ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError)$/.test(w.reason)
+  )
+    return `${w.reason}${w.message ? `: ${w.message}` : ""}`;
+  return undefined;
 }
