@@ -90,10 +90,11 @@ export async function collectCommand(
   const root = join(dir, "juicefs-csi-bundle");
   let written = 0;
   const skipped: string[] = [];
-  const put = async (path: string, content: string) => {
+  /** Writes one file, redacted; `always` for the manifest, which says what the budget left out. */
+  const put = async (path: string, content: string, always = false) => {
     const text = clean(content);
     const size = Buffer.byteLength(text);
-    if (written + size > maxBytes) {
+    if (!always && written + size > maxBytes) {
       skipped.push(`${path} (${size} bytes: over the ${maxBytes}-byte budget)`);
       return;
     }
@@ -211,6 +212,7 @@ export async function collectCommand(
         ...(skipped.length ? ["left out:", ...skipped.map((s) => `  ${s}`)] : []),
         "",
       ].join("\n"),
+      true,
     );
     progress(`packing ${file}`);
     await createTar({ gzip: true, file, cwd: dir, portable: true }, ["juicefs-csi-bundle"]);
