@@ -227,7 +227,8 @@ export async function gatherSnapshot(o: GatherOptions): Promise<Snapshot> {
     clientContainers.push({ pod: mp, container: mp.spec?.containers?.[0]?.name ?? "" });
   for (const p of pods)
     for (const ctn of [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])])
-      if (ctn.name.startsWith("juicefs-mount")) clientContainers.push({ pod: p, container: ctn.name });
+      if (ctn.name.startsWith("jfs-mount") || ctn.name.startsWith("juicefs-mount"))
+        clientContainers.push({ pod: p, container: ctn.name });
   for (const { pod, container } of clientContainers) {
     const st = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].find(
       (s) => s.name === container,

@@ -1008,8 +1008,8 @@ function findContainer(p: V1Pod, name: string): V1Container | undefined {
 }
 
 function sidecarLink(ctx: Context, pod: V1Pod): Link {
-  const c = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((x) =>
-    x.name.startsWith("juicefs-mount"),
+  const c = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find(
+    (x) => x.name.startsWith("jfs-mount") || x.name.startsWith("juicefs-mount"),
   );
   const object = ref("pod", pod.metadata?.name ?? "", pod.metadata?.namespace);
   if (!c)

@@ -74,7 +74,7 @@ t.test("12. Mount Pod CrashLoopBackOff, with its last log lines", async (t) => {
   );
   t.match(
     d.firstBroken?.fix,
-    new RegExp(`kubectl logs pod/${s.mountPod} -n ${driverNs} -c juicefs-mount --previous`),
+    new RegExp(`kubectl logs pod/${s.mountPod} -n ${driverNs} -c jfs-mount --previous`),
   );
 });
 
@@ -282,14 +282,14 @@ t.test("collect: one .tar.gz, every credential redacted, bounded", async (t) => 
     `juicefs-csi-bundle/objects/persistentvolumes/${s.pv}.yaml`,
     `juicefs-csi-bundle/objects/mount-pods/${driverNs}/${s.mountPod}.yaml`,
     `juicefs-csi-bundle/objects/csinodes/node-1.yaml`,
-    `juicefs-csi-bundle/logs/${driverNs}/${s.mountPod}/juicefs-mount.log`,
-    `juicefs-csi-bundle/logs/${driverNs}/${s.mountPod}/juicefs-mount.previous.log`,
+    `juicefs-csi-bundle/logs/${driverNs}/${s.mountPod}/jfs-mount.log`,
+    `juicefs-csi-bundle/logs/${driverNs}/${s.mountPod}/jfs-mount.previous.log`,
     `juicefs-csi-bundle/logs/${driverNs}/juicefs-csi-node-node-1/juicefs-plugin.log`,
   ])
     t.ok(files.has(want), `${want} in the archive`);
   t.equal(JSON.parse(files.get("juicefs-csi-bundle/doctor.json")!).firstBroken.code, "client-crashloop");
   t.match(
-    files.get(`juicefs-csi-bundle/logs/${driverNs}/${s.mountPod}/juicefs-mount.previous.log`),
+    files.get(`juicefs-csi-bundle/logs/${driverNs}/${s.mountPod}/jfs-mount.previous.log`),
     /Meta address: \[REDACTED\]/,
   );
   t.match(files.get("juicefs-csi-bundle/objects/secrets.yaml"), /- access-key/);

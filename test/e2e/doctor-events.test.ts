@@ -27,10 +27,10 @@ t.teardown(async () => {
 });
 
 const appEvents = async (pod: string): Promise<k8s.CoreV1Event[]> =>
+  // App pods live in the run's own namespace (harness): look in every namespace.
   (
-    await e.admin.core.listNamespacedEvent({
-      namespace: "default",
-      fieldSelector: `involvedObject.name=${pod}`,
+    await e.admin.core.listEventForAllNamespaces({
+      fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${pod}`,
     })
   ).items;
 

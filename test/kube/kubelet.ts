@@ -960,6 +960,8 @@ export class Kubelet {
       c.state = { waiting: { reason: "ErrImagePull", message: error } };
       void this.startContainer(r, c);
     }, c.backoffMs);
+    // Pulls back off like restarts (the kubelet's image back-off doubles up to its cap).
+    c.backoffMs = Math.min(c.backoffMs * 2, this.opts.backoffMs?.max ?? 2000);
   }
 
   /** A core/v1 Event about a pod, as the kubelet writes them (source component kubelet, host = node). */
