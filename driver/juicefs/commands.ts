@@ -119,8 +119,19 @@ export function clientCommands(settings: JuiceFSSettings, mountPoint: string): C
   const tokenRef = community ? undefined : use(secretEnv.token);
   if (community && has("storage")) objectFlags.push(`--storage=${use(secretEnv.storage)}`);
   if (has("bucket")) objectFlags.push(`--bucket=${use(secretEnv.bucket)}`);
-  if (has("access-key")) objectFlags.push(`--access-key=${use(secretEnv.accessKey)}`);
-  if (has("secret-key")) objectFlags.push(`--secret-key=${use(secretEnv.secretKey)}`);
+  // Community edition: the keys reach `juicefs format` only through ACCESS_KEY / SECRET_KEY, which it
+  // reads itself when it creates a volume (cmd/format.go), so they are in no argument: a `$(VAR)` in
+  // args is expanded by the kubelet into the runtime's container config and every /proc/PID/cmdline.
+  // format does not rewrite the keys of an existing volume from the environment: rotating them is
+  // `juicefs config META-URL --access-key ... --secret-key ...`, a file-system-wide change (README).
+  // The enterprise `juicefs auth` has no documented variable for them, so there they stay flags.
+  if (community) {
+    if (has("access-key")) use(secretEnv.accessKey);
+    if (has("secret-key")) use(secretEnv.secretKey);
+  } else {
+    if (has("access-key")) objectFlags.push(`--access-key=${use(secretEnv.accessKey)}`);
+    if (has("secret-key")) objectFlags.push(`--secret-key=${use(secretEnv.secretKey)}`);
+  }
   if (!community) {
     if (has("bucket2")) objectFlags.push(`--bucket2=${use(secretEnv.bucket2)}`);
     if (has("access-key2")) objectFlags.push(`--access-key2=${use(secretEnv.accessKey2)}`);

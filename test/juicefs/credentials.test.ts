@@ -143,6 +143,10 @@ t.test("process mode: command lines hold no Secret value; the environment carrie
     if (secret === community) {
       t.equal(r.env.META_PASSWORD, markers.password, "the password in META_PASSWORD");
       t.ok(r.mount.includes("redis://default:@redis.example:6379/1"), "the URL without its password");
+      for (const m of [markers.ak, markers.sk])
+        t.notOk(argv.join(" ").includes(m), "no object storage key in any argument (community)");
+      t.equal(r.env.ACCESS_KEY, markers.ak, "the access key in ACCESS_KEY");
+      t.equal(r.env.SECRET_KEY, markers.sk, "the secret key in SECRET_KEY");
     }
   }
 });
@@ -167,7 +171,7 @@ t.test("a real sidecar start: envs files and META_PASSWORD reach juicefs, never 
       "#!/bin/sh",
       `{ printf 'ARGS\\0'; for a in "$@"; do printf '%s\\0' "$a"; done`,
       // The environment as exec'd (a shell drops names such as "mark.b-c" from its own table).
-      "  printf 'ENV\\0'; tr '\\0' '\\n' < /proc/$$/environ | grep -E '^(META_PASSWORD|MARK_A|mark[.]b-c|JFS_METAURL)=' | tr '\\n' '\\0'",
+      "  printf 'ENV\\0'; tr '\\0' '\\n' < /proc/$$/environ | grep -E '^(META_PASSWORD|MARK_A|mark[.]b-c|JFS_METAURL|ACCESS_KEY|SECRET_KEY)=' | tr '\\n' '\\0'",
       `  printf 'END\\0'; } >> "${log}"`,
     ].join("\n"),
   );
@@ -197,14 +201,20 @@ t.test("a real sidecar start: envs files and META_PASSWORD reach juicefs, never 
         .filter(Boolean)
         .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
     );
-    // The object storage flags of `juicefs format` still take their values from $(VAR) references.
+    // `juicefs format` reads the object storage keys from ACCESS_KEY / SECRET_KEY (cmd/format.go).
     const argText = args.split("\u0000").join(" ");
-    for (const m of [markers.password, markers.env1, markers.env2])
-      t.notOk(argText.includes(m), "no meta password or envs value in juicefs's arguments");
+    for (const m of [markers.password, markers.env1, markers.env2, markers.ak, markers.sk])
+      t.notOk(argText.includes(m), "no meta password, object storage key or envs value in juicefs's arguments");
     t.ok(args.split("\u0000").includes("redis://default:@redis.example:6379/1"), "URL without password");
     t.same(
       got,
-      { META_PASSWORD: markers.password, MARK_A: markers.env1, "mark.b-c": markers.env2 },
+      {
+        META_PASSWORD: markers.password,
+        MARK_A: markers.env1,
+        "mark.b-c": markers.env2,
+        ACCESS_KEY: markers.ak,
+        SECRET_KEY: markers.sk,
+      },
       "password and envs (verbatim, even with $( and `) in the environment; JFS_METAURL removed",
     );
   }
