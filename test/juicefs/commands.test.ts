@@ -21,35 +21,38 @@ import { ceSecret, eeSecret, input, settingsOf } from "./fixtures.ts";
 
 const mp = "/var/lib/juicefs/volume/pvc-1-abc";
 
-t.test("community: format then mount, secrets only as $(VAR), object storage keys only in the environment", async (t) => {
-  const c = clientCommands(settingsOf({ secret: { ...ceSecret, "trash-days": "1" } }), mp);
-  t.same(c.prepare, [
-    "juicefs",
-    "format",
-    "--trash-days=1",
-    "--storage=$(JFS_STORAGE)",
-    "--bucket=$(JFS_BUCKET)",
-    "$(JFS_METAURL)",
-    "myjfs",
-  ]);
-  t.same(c.mount, [
-    "juicefs",
-    "mount",
-    "--foreground",
-    "--metrics=0.0.0.0:9567",
-    "--cache-dir=/var/jfsCache",
-    "$(JFS_METAURL)",
-    mp,
-  ]);
-  t.same(c.umount, ["juicefs", "umount", mp]);
-  t.same(c.env, [
-    { name: "JFS_METAURL", secretKey: "metaurl" },
-    { name: "JFS_STORAGE", secretKey: "storage" },
-    { name: "JFS_BUCKET", secretKey: "bucket" },
-    { name: "ACCESS_KEY", secretKey: "access-key" },
-    { name: "SECRET_KEY", secretKey: "secret-key" },
-  ]);
-});
+t.test(
+  "community: format then mount, secrets only as $(VAR), object storage keys only in the environment",
+  async (t) => {
+    const c = clientCommands(settingsOf({ secret: { ...ceSecret, "trash-days": "1" } }), mp);
+    t.same(c.prepare, [
+      "juicefs",
+      "format",
+      "--trash-days=1",
+      "--storage=$(JFS_STORAGE)",
+      "--bucket=$(JFS_BUCKET)",
+      "$(JFS_METAURL)",
+      "myjfs",
+    ]);
+    t.same(c.mount, [
+      "juicefs",
+      "mount",
+      "--foreground",
+      "--metrics=0.0.0.0:9567",
+      "--cache-dir=/var/jfsCache",
+      "$(JFS_METAURL)",
+      mp,
+    ]);
+    t.same(c.umount, ["juicefs", "umount", mp]);
+    t.same(c.env, [
+      { name: "JFS_METAURL", secretKey: "metaurl" },
+      { name: "JFS_STORAGE", secretKey: "storage" },
+      { name: "JFS_BUCKET", secretKey: "bucket" },
+      { name: "ACCESS_KEY", secretKey: "access-key" },
+      { name: "SECRET_KEY", secretKey: "secret-key" },
+    ]);
+  },
+);
 
 t.test("enterprise: auth then mount by name, --no-update", async (t) => {
   const c = clientCommands(

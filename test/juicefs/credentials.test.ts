@@ -204,7 +204,10 @@ t.test("a real sidecar start: envs files and META_PASSWORD reach juicefs, never 
     // `juicefs format` reads the object storage keys from ACCESS_KEY / SECRET_KEY (cmd/format.go).
     const argText = args.split("\u0000").join(" ");
     for (const m of [markers.password, markers.env1, markers.env2, markers.ak, markers.sk])
-      t.notOk(argText.includes(m), "no meta password, object storage key or envs value in juicefs's arguments");
+      t.notOk(
+        argText.includes(m),
+        "no meta password, object storage key or envs value in juicefs's arguments",
+      );
     t.ok(args.split("\u0000").includes("redis://default:@redis.example:6379/1"), "URL without password");
     t.same(
       got,

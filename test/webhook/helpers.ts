@@ -179,6 +179,9 @@ export interface ReviewOptions {
 
 let uid = 0;
 
+/** Resources without a namespace: the API server sends no `namespace` in their reviews. */
+const clusterScoped = new Set(["persistentvolumes", "storageclasses", "nodes", "namespaces", "csidrivers"]);
+
 const optionsKind = { CREATE: "CreateOptions", UPDATE: "UpdateOptions", DELETE: "DeleteOptions" } as const;
 
 /**
@@ -202,7 +205,10 @@ export function podReview(pod: unknown, o: ReviewOptions = {}) {
       requestResource: o.resource ?? { group: "", version: "v1", resource: "pods" },
       ...(o.subResource ? { subResource: o.subResource } : {}),
       ...((o.name ?? p?.metadata?.name) ? { name: o.name ?? p?.metadata?.name } : {}),
-      namespace: o.namespace ?? p?.metadata?.namespace ?? "default",
+      // Cluster-scoped kinds (PersistentVolume, StorageClass, ...) have no namespace key at all.
+      ...(clusterScoped.has(o.resource?.resource ?? "pods")
+        ? {}
+        : { namespace: o.namespace ?? p?.metadata?.namespace ?? "default" }),
       operation: o.operation ?? "CREATE",
       userInfo: {
         username: "system:serviceaccount:kube-system:replicaset-controller",
