@@ -82,10 +82,16 @@ export function makeValidateHandler(deps: ValidateDeps): (req: AdmissionRequest)
           : []),
       ];
       if (introduced.length === 0) return allowed(warnings);
-      return denied(`JuiceFS: ${v.object}: ${introduced.join("; ")}`, warnings);
+      return denied(refusal(v.object, introduced), warnings);
     }
-    return denied(`JuiceFS: ${v.object}: ${v.errors.join("; ")}`, v.warnings);
+    return denied(refusal(v.object, v.errors), v.warnings);
   };
+}
+
+/** "JuiceFS: <object>: <errors>", without naming the object twice when every error already names it. */
+function refusal(object: string | undefined, errors: string[]): string {
+  const named = object !== undefined && errors.every((e) => e.includes(object));
+  return `JuiceFS: ${named ? "" : `${object}: `}${errors.join("; ")}`;
 }
 
 function isDeleting(obj: KubeObject): boolean {
