@@ -9,10 +9,20 @@ import {
   type IncomingMessage,
   type Server,
   type ServerResponse,
+  STATUS_CODES,
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { WebSocketServer } from "ws";
 import { stringify } from "yaml";
+import {
+  type ExecRequest,
+  type ExecRun,
+  parseExecQuery,
+  pickProtocol,
+  serveExecSession,
+} from "./exec-stream.ts";
 import { apiVersionOf, findResource, type ResourceType, resourceTypes } from "./resources.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./selectors.ts";
 import {
@@ -37,6 +47,13 @@ export interface PodLogRequest {
 
 /** Answers pods/log for the pods of one node (the kubelet stand-in registers one). */
 export type PodLogProvider = (pod: KObj, req: PodLogRequest) => string;
+
+/**
+ * Starts pods/exec in a container of one node (the kubelet stand-in registers one). Throws an ApiError
+ * before the upgrade (container not running: 400, as the real server answers), else returns the
+ * session's runner.
+ */
+export type PodExecProvider = (pod: KObj, req: ExecRequest) => ExecRun;
 
 export interface RequestInfo {
   verb: "get" | "list" | "watch" | "create" | "update" | "patch" | "delete" | "deletecollection";
@@ -113,6 +130,11 @@ export class ApiServer {
   private readonly sockets = new Set<Socket>();
   private readonly watches = new Set<{ end: () => void }>();
   private readonly logProviders = new Map<string, PodLogProvider>();
+  private readonly execProviders = new Map<string, PodExecProvider>();
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (offered) => pickProtocol(offered),
+  });
   private faults: Fault[] = [];
   private readonly opts: ApiServerOptions;
   private caPem: string | undefined;
@@ -133,6 +155,10 @@ export class ApiServer {
       this.server = createHttpsServer({ key: pems.private, cert: pems.cert }, handler);
     } else this.server = createHttpServer(handler);
     this.server.keepAliveTimeout = 60_000;
+    // pods/exec: a WebSocket upgrade (GET or POST with Upgrade: websocket).
+    this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.upgrade(req, socket, head).catch((e: unknown) => rejectUpgrade(socket, e));
+    });
     this.server.on("connection", (s: Socket) => {
       this.sockets.add(s);
       s.on("close", () => this.sockets.delete(s));
@@ -191,6 +217,12 @@ export class ApiServer {
   setLogProvider(nodeName: string, provider: PodLogProvider | undefined): void {
     if (provider) this.logProviders.set(nodeName, provider);
     else this.logProviders.delete(nodeName);
+  }
+
+  /** The kubelet stand-in of `nodeName` runs pods/exec for pods bound to it. */
+  setExecProvider(nodeName: string, provider: PodExecProvider | undefined): void {
+    if (provider) this.execProviders.set(nodeName, provider);
+    else this.execProviders.delete(nodeName);
   }
 
   /** Injects a fault; returns a function that removes it. */
@@ -280,8 +312,8 @@ export class ApiServer {
     this.send(res, err.code, err.toStatus());
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://x");
+  /** The requesting user (bearer token, then impersonation), or a 401/403 ApiError. */
+  private authenticate(req: IncomingMessage): string {
     const auth = req.headers.authorization ?? "";
     const presented = auth.startsWith("Bearer ") ? auth.slice(7) : "";
     const authenticated = presented === this.token ? "admin" : this.users.get(presented);
@@ -304,6 +336,96 @@ export class ApiServer {
       }
       user = as;
     }
+    return user;
+  }
+
+  /** Counts the request, records it in the access log and applies injected faults. */
+  private async admit(user: string, type: ResourceType, info: RequestInfo): Promise<void> {
+    this.count(info);
+    const access = `${info.verb} ${type.group}/${type.plural}${info.subresource ? `/${info.subresource}` : ""} ${info.namespace ?? "*"}`;
+    if (!this.accessLog.has(user)) this.accessLog.set(user, new Set());
+    this.accessLog.get(user)!.add(access);
+    for (const f of this.faults) {
+      if (f.times !== undefined && f.times <= 0) continue;
+      if (!f.match(info)) continue;
+      if (f.times !== undefined) f.times--;
+      if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
+      if (f.code)
+        throw new ApiError(
+          f.code,
+          f.code === 409
+            ? "Conflict"
+            : f.code === 403
+              ? "Forbidden"
+              : f.code >= 500
+                ? "InternalError"
+                : "BadRequest",
+          f.message ?? "injected fault",
+        );
+    }
+  }
+
+  /**
+   * pods/exec: authorised as `create` on pods/exec (since 1.30 a WebSocket GET is checked for create,
+   * as kubectl exec needs it), validated as the real server validates PodExecOptions, then handed to
+   * the node's kubelet; the WebSocket session speaks the channel protocol of exec-stream.ts.
+   */
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://x");
+    const user = this.authenticate(req);
+    const p = this.parsePath(url.pathname);
+    if (p?.type.plural !== "pods" || p.subresource !== "exec" || !p.name || !p.namespace)
+      throw new ApiError(404, "NotFound", "the server could not find the requested resource");
+    if (String(req.headers.upgrade ?? "").toLowerCase() !== "websocket")
+      throw badRequest("unable to upgrade connection: this server only speaks WebSocket (no SPDY)");
+    const info: RequestInfo = {
+      verb: "create",
+      resource: "pods",
+      subresource: "exec",
+      namespace: p.namespace,
+      name: p.name,
+    };
+    await this.admit(user, p.type, info);
+    const pod = this.store.get(p.type, p.namespace, p.name);
+    const r = parseExecQuery(url.searchParams, p.namespace, p.name);
+    const names: string[] = [
+      ...(pod.spec?.initContainers ?? []),
+      ...(pod.spec?.containers ?? []),
+      ...(pod.spec?.ephemeralContainers ?? []),
+    ].map((c: KObj) => c.name);
+    if (!r.container) {
+      const regular: string[] = (pod.spec?.containers ?? []).map((c: KObj) => c.name);
+      if (regular.length !== 1)
+        throw badRequest(
+          `a container name must be specified for pod ${p.name}, choose one of: [${regular.join(" ")}]`,
+        );
+      r.container = regular[0]!;
+    }
+    if (!names.includes(r.container))
+      throw badRequest(`container ${r.container} is not valid for pod ${p.name}`);
+    if (r.command.length === 0) throw badRequest("you must specify at least one command for the container");
+    if (!r.stdin && !r.stdout && !r.stderr)
+      throw badRequest("you must specify at least 1 of stdin, stdout, stderr");
+    const node = pod.spec?.nodeName;
+    if (!node) throw badRequest(`pod ${p.name} does not have a host assigned`);
+    const provider = this.execProviders.get(node);
+    if (!provider)
+      throw new ApiError(500, "InternalError", `error dialing backend: no kubelet answers for node ${node}`);
+    const offered = String(req.headers["sec-websocket-protocol"] ?? "")
+      .split(",")
+      .map((x) => x.trim())
+      .filter(Boolean);
+    if (!pickProtocol(offered))
+      throw badRequest(
+        `unable to upgrade connection: requested protocol(s) are not supported: [${offered.join(" ")}]`,
+      );
+    const run = provider(pod, r);
+    this.wss.handleUpgrade(req, socket, head, (ws) => serveExecSession(ws, r, run));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://x");
+    const user = this.authenticate(req);
     if (this.opts.latencyMs) await new Promise((r) => setTimeout(r, this.opts.latencyMs));
     if (url.pathname === "/version") {
       this.send(res, 200, {
@@ -345,30 +467,18 @@ export class ApiServer {
       namespace: p.namespace,
       name: p.name,
     };
-    this.count(info);
-    const access = `${verb} ${p.type.group}/${p.type.plural}${p.subresource ? `/${p.subresource}` : ""} ${p.namespace ?? "*"}`;
-    if (!this.accessLog.has(user)) this.accessLog.set(user, new Set());
-    this.accessLog.get(user)!.add(access);
-    for (const f of this.faults) {
-      if (f.times !== undefined && f.times <= 0) continue;
-      if (!f.match(info)) continue;
-      if (f.times !== undefined) f.times--;
-      if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
-      if (f.code)
-        throw new ApiError(
-          f.code,
-          f.code === 409 ? "Conflict" : f.code >= 500 ? "InternalError" : "BadRequest",
-          f.message ?? "injected fault",
-        );
-    }
+    await this.admit(user, p.type, info);
     const t = p.type;
     const ns = t.namespaced ? p.namespace : undefined;
     if (
       p.subresource &&
       !(p.subresource === "status" && t.status) &&
-      !(p.subresource === "log" && t.plural === "pods")
+      !(p.subresource === "log" && t.plural === "pods") &&
+      !(p.subresource === "exec" && t.plural === "pods")
     )
       throw new ApiError(404, "NotFound", `the server could not find the requested resource`);
+    // pods/exec is a stream: only a WebSocket upgrade reaches it (see upgrade()).
+    if (p.subresource === "exec") throw badRequest("Upgrade request required");
     const filter = (): WatchFilter => ({
       namespace: ns,
       labels: parseLabelSelector(q.get("labelSelector") ?? undefined),
@@ -593,12 +703,34 @@ export class ApiServer {
             ]
           : []),
         ...(t.plural === "pods" && !group
-          ? [{ name: "pods/log", singularName: "", namespaced: true, kind: "Pod", verbs: ["get"] }]
+          ? [
+              { name: "pods/log", singularName: "", namespaced: true, kind: "Pod", verbs: ["get"] },
+              {
+                name: "pods/exec",
+                singularName: "",
+                namespaced: true,
+                kind: "PodExecOptions",
+                verbs: ["create", "get"],
+              },
+            ]
           : []),
       ]),
     });
     return true;
   }
+}
+
+/** Answers a refused upgrade as a plain HTTP response carrying a Status (what kubectl prints). */
+function rejectUpgrade(socket: Duplex, e: unknown): void {
+  const err =
+    e instanceof ApiError
+      ? e
+      : new ApiError(500, "InternalError", `Internal error occurred: ${(e as Error).message}`);
+  const body = JSON.stringify(err.toStatus());
+  const reason = STATUS_CODES[err.code] ?? "Error";
+  socket.end(
+    `HTTP/1.1 ${err.code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Starts an API server stand-in and writes its kubeconfig to `kubeconfigPath` when given. */

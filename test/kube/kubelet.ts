@@ -12,13 +12,15 @@
 // (like a pause container) until the pod is deleted. PVC/CSI volumes go through `volumePlugin`
 // (the e2e suite plugs the CSI node service in there, as a real kubelet would call NodePublishVolume).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { parseQuantity } from "../../driver/juicefs/quantity.ts";
 import { projectRoot } from "../../lib/paths.ts";
 import type { ApiServer, PodLogRequest } from "./apiserver.ts";
+import type { ExecRequest, ExecRun } from "./exec-stream.ts";
+import { ApiError, badRequest } from "./store.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: status objects are plain JSON.
 type Json = Record<string, any>;
@@ -99,6 +101,10 @@ interface ContainerRun {
   startupPassed: boolean;
   /** Set by oomKill(): the next exit is reported as the runtime reports a cgroup OOM kill. */
   oomKilled?: boolean;
+  /** Started in a mount namespace of its own (containerArgv): pods/exec joins it. */
+  ownMountNs?: boolean;
+  /** Process groups of pods/exec sessions running in this container (ended with it). */
+  execs?: Set<number>;
 }
 
 interface PodRun {
@@ -216,6 +222,7 @@ export class Kubelet {
 
   private async watchNode(node: string): Promise<void> {
     this.opts.apiServer?.setLogProvider(node, (_pod, req) => this.podLogs(req));
+    this.opts.apiServer?.setExecProvider(node, (pod, req) => this.execIn(pod, req));
     const fieldSelector = `spec.nodeName=${node}`;
     const lw = new k8s.ListWatch<k8s.V1Pod>(
       "/api/v1/pods",
@@ -298,7 +305,11 @@ export class Kubelet {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const lw of this.informers) await lw.stop();
-    for (const node of this.nodeNames) this.opts.apiServer?.setLogProvider(node, undefined);
+    for (const node of this.nodeNames) {
+      this.opts.apiServer?.setLogProvider(node, undefined);
+      this.opts.apiServer?.setExecProvider(node, undefined);
+    }
+    for (const r of this.pods.values()) for (const c of [...r.init, ...r.containers]) this.endExecs(c);
     await Promise.all([...this.pods.values()].map((r) => this.killAll(r, 500)));
     for (const r of this.pods.values()) this.clearTimers(r);
     this.pods.clear();
@@ -841,6 +852,7 @@ export class Kubelet {
         expandVars(this.hostPathOf(r, c.spec, a), env),
       ),
     );
+    c.ownMountNs = argv[0] === "unshare" && (c.spec.command ?? []).length > 0;
     if (c.previousLogs !== c.logs && c.startedAt) c.previousLogs = c.logs;
     c.logs = [];
     c.startedAt = nowIso();
@@ -895,6 +907,7 @@ export class Kubelet {
       });
       proc.on("close", (code, signal) => {
         c.running = false;
+        this.endExecs(c);
         c.proc = undefined;
         c.ready = false;
         for (const t of c.probeTimers) clearTimeout(t);
@@ -1195,6 +1208,85 @@ export class Kubelet {
         resolve(code === 0);
       });
     });
+  }
+
+  // ---- pods/exec (issue 14: cache warm-up runs `juicefs warmup` in a client container) ----
+
+  /**
+   * pods/exec in a running container, as the runtime runs it: the argv as given (no shell), with the
+   * container's environment, working directory and (with mountNamespaces) its mount namespace, paths
+   * under the container's volume mounts rewritten to their host folders (see the header). With a TTY
+   * the command gets a pseudo-terminal (util-linux script(1)), so it sees isatty() and stdout and
+   * stderr arrive merged. Errors before the session starts are the API server's 400 answers.
+   */
+  private execIn(pod: Json, req: ExecRequest): ExecRun {
+    const r = this.pods.get(`${req.namespace}/${req.name}`);
+    const c =
+      r && r.uid === pod.metadata?.uid
+        ? [...r.init, ...r.containers].find((x) => x.spec.name === req.container)
+        : undefined;
+    if (!r || !c?.running)
+      throw badRequest(`unable to upgrade connection: container not found ("${req.container}")`);
+    const env = this.processEnv(r, c.env);
+    let argv = req.command.map((a) => this.hostPathOf(r, c.spec, a));
+    const exe = argv[0]!;
+    if (!exe.includes("/") && !onPath(exe, env.PATH ?? ""))
+      throw new ApiError(
+        500,
+        "InternalError",
+        `Internal error occurred: error executing command in container: OCI runtime exec failed: exec failed: unable to start container process: exec: "${exe}": executable file not found in $PATH: unknown`,
+      );
+    if (c.ownMountNs && c.pid) argv = ["nsenter", "--target", String(c.pid), "--mount", "--", ...argv];
+    // script(1) takes a command line; test-only quoting of an argv we were given, never user input to a product shell.
+    if (req.tty)
+      argv = ["script", "--quiet", "--return", "--command", argv.map(shellQuote).join(" "), "/dev/null"];
+    const cwd = c.spec.workingDir ? this.hostPathOf(r, c.spec, c.spec.workingDir) : "/";
+    return (streams) =>
+      new Promise<number>((resolve, reject) => {
+        let proc: ChildProcess;
+        try {
+          proc = spawn(argv[0]!, argv.slice(1), {
+            env,
+            cwd,
+            detached: true,
+            stdio: [req.stdin ? "pipe" : "ignore", "pipe", "pipe"],
+          });
+        } catch (e) {
+          reject(e);
+          return;
+        }
+        const pid = proc.pid;
+        c.execs ??= new Set();
+        if (pid) c.execs.add(pid);
+        proc.stdout!.on("data", (d: Buffer) => streams.stdout(d));
+        proc.stderr!.on("data", (d: Buffer) => (req.tty ? streams.stdout(d) : streams.stderr(d)));
+        if (proc.stdin) {
+          proc.stdin.on("error", () => {});
+          streams.onStdin((d) => proc.stdin!.write(d));
+          streams.onStdinEnd(() => proc.stdin!.end());
+        }
+        // A terminal that goes away hangs its session up; without one the command runs on, as under CRI.
+        void streams.clientGone.then(() => {
+          if (req.tty && pid && c.execs?.has(pid))
+            try {
+              process.kill(-pid, "SIGHUP");
+            } catch {}
+        });
+        proc.on("error", (e) => reject(e));
+        proc.on("close", (code, signal) => {
+          if (pid) c.execs?.delete(pid);
+          resolve(code ?? 128 + (signalNumbers[signal ?? "SIGKILL"] ?? 9));
+        });
+      });
+  }
+
+  /** A container that stops takes its exec sessions with it. */
+  private endExecs(c: ContainerRun): void {
+    for (const pid of c.execs ?? [])
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {}
+    c.execs?.clear();
   }
 
   private afterExit(r: PodRun, c: ContainerRun, exitCode: number): void {
@@ -1513,6 +1605,18 @@ export class Kubelet {
 }
 
 /** Alive and not a zombie. */
+const shellQuote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+
+function onPath(name: string, path: string): boolean {
+  for (const dir of path.split(":")) {
+    try {
+      accessSync(join(dir || ".", name), constants.X_OK);
+      return true;
+    } catch {}
+  }
+  return false;
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
