@@ -14,11 +14,14 @@ import { readInputFile } from "./io.ts";
 export interface CliIO {
   stdout: (s: string) => void;
   stderr: (s: string) => void;
+  /** stderr is a terminal (progress bars); default false. */
+  stderrIsTTY?: boolean;
 }
 
 const defaultIO: CliIO = {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
+  stderrIsTTY: process.stderr.isTTY === true,
 };
 
 function logLevelOption(): Option {
@@ -264,6 +267,65 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
           stderr: io.stderr,
         });
         io.stdout(r.summary);
+      },
+    );
+
+  program
+    .command("warmup")
+    .description(
+      "warm up the cache of a JuiceFS claim: runs juicefs warmup in the clients that mount it (Mount Pods, sidecars) through pods/exec",
+    )
+    .argument("<claim>", "pvc/NAME")
+    .option(
+      "-n, --namespace <ns>",
+      "namespace of the claim (default: the kubeconfig context's, else default)",
+    )
+    .option(
+      "--path <path>",
+      "a directory or file to warm up, relative to the volume's root or absolute under where a pod mounts the claim; repeatable (default: the whole volume)",
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
+    .option("--threads <n>", "concurrent workers of juicefs warmup (default: the client's, 50)")
+    .option("--background", "start it and return; the client fills its cache on its own")
+    .option("--node <name>", "only the client on this node (default: every running client of the volume)")
+    .option("--kubeconfig <file>", "kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    .option("--context <name>", "kubeconfig context")
+    .action(
+      async (
+        claim: string,
+        opts: {
+          namespace?: string;
+          path: string[];
+          threads?: string;
+          background?: boolean;
+          node?: string;
+          kubeconfig?: string;
+          context?: string;
+        },
+      ) => {
+        if (opts.threads !== undefined && !/^\d+$/.test(opts.threads))
+          throw new UsageError(`--threads ${opts.threads}: give a whole number from 1 to 65535`);
+        const { warmupCommand } = await import("./warmup/command.ts");
+        const { WarmupError } = await import("./warmup/plan.ts");
+        try {
+          const r = await warmupCommand(claim, {
+            namespace: opts.namespace,
+            paths: opts.path,
+            threads: opts.threads === undefined ? undefined : Number(opts.threads),
+            background: opts.background === true,
+            node: opts.node,
+            kubeconfig: opts.kubeconfig,
+            context: opts.context,
+            stdout: io.stdout,
+            stderr: io.stderr,
+            tty: io.stderrIsTTY === true,
+          });
+          if (!r.ok) throw new CommandFailed();
+        } catch (e) {
+          if (e instanceof WarmupError && e.exitCode === 2) throw new UsageError(e.message);
+          throw e;
+        }
       },
     );
 

@@ -88,3 +88,16 @@ export const doctorSecretAccess: ApiAccessRule = {
   scope: "cluster",
   why: "the volume's Secret: keys present and valid (values are never printed or kept)",
 };
+
+/**
+ * Optional (`doctor.rbac.warmup`): `juicefs-csi warmup` runs `juicefs warmup` in the client containers
+ * (Mount Pods in the driver's namespace, sidecars in app namespaces) through pods/exec. Everything
+ * else it reads is in doctorAccess. Separate because exec in a Mount Pod is more than reading.
+ */
+export const doctorWarmupAccess: ApiAccessRule = {
+  apiGroup: "",
+  resource: "pods/exec",
+  verbs: ["create"],
+  scope: "cluster",
+  why: "juicefs warmup in the Mount Pod or sidecar that serves the claim (cache warm-up)",
+};

@@ -84,3 +84,11 @@ export function goMountPodSettled(pod: k8s.V1Pod, now = Date.now()): boolean {
   const started = Date.parse(String(pod.status?.startTime ?? ""));
   return pod.status?.phase === "Running" && Number.isFinite(started) && now - started >= 60_000;
 }
+
+/** A Go Mount Pod's FUSE mount point as its container sees it (under /jfs), for commands run in it (issue 14: warm-up). */
+export function goMountPointInPod(pod: k8s.V1Pod): string | undefined {
+  const host = goMountPoint(pod);
+  const roots = goMountRoots(pod);
+  if (!host || !roots) return undefined;
+  return posix.join(roots.inPod, posix.relative(roots.host, host));
+}

@@ -1,0 +1,338 @@
+// Cache warm-up end to end: a claim bound to a JuiceFS PV, a real Mount Pod made by the node service
+// (the stand-in juicefs serving a FUSE mount), files written through an app's target; then
+// `juicefs-csi warmup` finds the Mount Pod, runs `juicefs warmup` in it through pods/exec (the
+// stand-in's WebSocket protocol) and the client reads the files through the mount. Also the refusals:
+// a path outside the volume, a claim not bound, no running client, exec not allowed.
+import "../csi/mount-namespace.ts";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import t from "tap";
+import { main } from "../../cli/main.ts";
+import { type WarmupOptions, warmupCommand } from "../../cli/warmup/command.ts";
+import { WarmupError } from "../../cli/warmup/plan.ts";
+import { doctorAccess, doctorWarmupAccess } from "../../driver/doctor/access.ts";
+import { type E2E, standInOnly, startE2E, step } from "./harness.ts";
+
+const skip = process.getuid?.() === 0 ? standInOnly : "needs root (CAP_SYS_ADMIN) for FUSE and bind mounts";
+
+let e: E2E;
+let ns: string;
+let kubeconfig: string;
+const pv = "pv-warm";
+
+async function claim(name: string, volumeName: string, bound = true) {
+  await e.admin.core.createNamespacedPersistentVolumeClaim({
+    namespace: ns,
+    body: {
+      metadata: { name },
+      spec: {
+        accessModes: ["ReadWriteMany"],
+        storageClassName: "",
+        volumeName,
+        resources: { requests: { storage: "10Gi" } },
+      },
+    },
+  });
+  if (bound)
+    await e.admin.core.patchNamespacedPersistentVolumeClaimStatus(
+      { namespace: ns, name, body: { status: { phase: "Bound" } } },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+    );
+}
+
+async function volume(name: string, claimName: string, attrs: Record<string, string> = {}) {
+  await e.admin.core.createPersistentVolume({
+    body: {
+      metadata: { name },
+      spec: {
+        capacity: { storage: "10Gi" },
+        accessModes: ["ReadWriteMany"],
+        persistentVolumeReclaimPolicy: "Retain",
+        storageClassName: "",
+        claimRef: { namespace: ns, name: claimName },
+        csi: { driver: "csi.juicefs.com", volumeHandle: name, volumeAttributes: attrs },
+      },
+    },
+  });
+}
+
+const files = {
+  "models/a.bin": 300_000,
+  "models/b.bin": 5_000,
+  "models/deep/c.txt": 12,
+  "logs/x.log": 1_000,
+};
+let target = "";
+
+t.before(async () => {
+  if (skip) return;
+  e = await startE2E();
+  ns = e.appNamespace;
+  kubeconfig = e.cluster!.kubeconfig;
+  await volume(pv, "data", { subPath: "vol-dir" });
+  await claim("data", pv);
+  // An app that mounts the claim at /data (never started here: the test publishes for it, as the kubelet would).
+  const app = await e.admin.core.createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: { name: "app" },
+      spec: {
+        nodeName: e.nodeName,
+        containers: [{ name: "app", image: "app", volumeMounts: [{ name: "data", mountPath: "/data" }] }],
+        volumes: [{ name: "data", persistentVolumeClaim: { claimName: "data" } }],
+      },
+    },
+  });
+  target = await e.publish(app, pv, { context: { subPath: "vol-dir" } });
+  for (const [p, size] of Object.entries(files)) {
+    mkdirSync(join(target, p, ".."), { recursive: true });
+    writeFileSync(join(target, p), Buffer.alloc(size, 7));
+  }
+  // The Mount Pod serves (publish waited for the mount); its readiness probe reports it a moment later.
+  await step("Mount Pod ready", async () =>
+    (await e.mountPods(pv)).some((p) => p.status?.containerStatuses?.[0]?.ready === true),
+  );
+});
+t.teardown(async () => {
+  if (process.env.WARMUP_DEBUG && e) {
+    console.error(e.logs.join(""));
+    console.error(
+      JSON.stringify(
+        (await e.mountPods(pv)).map((p) => [p.metadata?.name, p.status]),
+        null,
+        1,
+      ),
+    );
+    console.error(e.kubelet?.errors);
+  }
+  await e?.stop();
+});
+
+function run(paths: string[] | undefined, more: Partial<WarmupOptions> = {}) {
+  let out = "";
+  let err = "";
+  return warmupCommand("pvc/data", {
+    namespace: ns,
+    kubeconfig,
+    paths,
+    stdout: (s) => {
+      out += s;
+    },
+    stderr: (s) => {
+      err += s;
+    },
+    ...more,
+  }).then((r) => ({ ...r, out, err }));
+}
+
+const warmupCalls = () =>
+  readFileSync(join(e.standinRoot, "calls.log"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { cmd: string; paths?: string[]; threads?: number; background?: boolean })
+    .filter((c) => c.cmd === "warmup");
+
+t.test(
+  "warms up a directory in the Mount Pod: the client reads every file through the mount",
+  { skip },
+  async (t) => {
+    const [mountPod] = await e.mountPods(pv);
+    const mountPoint = mountPod!.metadata!.annotations!["juicefs.com/mount-point"]!;
+    const r = await run(["models"], { threads: 4 });
+    t.ok(r.ok, r.out);
+    t.equal(r.results.length, 1);
+    const res = r.results[0]!;
+    t.equal(res.client.kind, "Mount Pod");
+    t.equal(res.client.pod, mountPod!.metadata!.name);
+    t.equal(res.outcome?.files, 3, "three files below models/");
+    t.equal(res.outcome?.bytes, 305_012, "their bytes, read through the FUSE mount");
+    t.match(res.outcome?.summary, /^warmup: 3 files \(298 KiB bytes\)$/, "the client's own summary line");
+    t.match(
+      r.out,
+      new RegExp(
+        `^pvc/data: warmed up 3 files, 298 KiB \\(305012 bytes\\) in Mount Pod kube-system/${mountPod!.metadata!.name} \\(node node-1\\)`,
+      ),
+    );
+    const call = warmupCalls().at(-1)!;
+    t.same(
+      call.paths,
+      [join(mountPoint, "vol-dir", "models")],
+      "the path inside the Mount Pod: mount point, the volume's subPath, --path",
+    );
+    t.equal(call.threads, 4);
+    t.ok(e.cluster!.api.accessLog.get("admin")?.has("create /pods/exec kube-system"), "through pods/exec");
+  },
+);
+
+t.test(
+  "no --path: the whole volume; an absolute path under the app's mount maps into the volume",
+  { skip },
+  async (t) => {
+    const all = await run(undefined);
+    t.equal(all.results[0]!.outcome?.files, 4);
+    const logs = await run(["/data/logs", "logs/"]);
+    t.equal(logs.results[0]!.outcome?.files, 1, "/data/logs (the app's view) and logs/ are one path");
+    t.equal(warmupCalls().at(-1)!.paths!.length, 1);
+  },
+);
+
+t.test("progress: a bar on a terminal, plain lines otherwise", { skip }, async (t) => {
+  e.setFailure("warmup=slow-file:120");
+  t.teardown(() => e.setFailure(""));
+  const bar = await run(["models"], { tty: true });
+  t.ok(bar.ok);
+  t.match(
+    bar.err,
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's erase-line sequence is the point
+    /\r\x1b\[2K. juicefs-node-1-pv-warm-\w{6}: [1-3] files, [\d.]+ \w*B {2}[\d.]+ \w*B\/s/,
+    "redrawn in place",
+  );
+  const plain = await run(["models"], { tty: false, progressIntervalMs: 100 });
+  t.ok(plain.ok);
+  t.match(plain.err, /^[\w-]+: [1-3] files, [\d.]+ \w*B so far$/m, "plain progress lines");
+  t.notOk(plain.err.includes("\x1b"), "no terminal control sequences");
+  t.equal(plain.results[0]!.outcome?.files, 3);
+});
+
+t.test("--background starts it and returns", { skip }, async (t) => {
+  const r = await run(["models"], { background: true });
+  t.ok(r.ok);
+  t.match(r.out, /warm-up started in the background in Mount Pod/);
+  t.equal(
+    warmupCalls().some((c) => c.background),
+    true,
+  );
+});
+
+t.test("the client's failure: exit code and its error line, non-zero exit", { skip }, async (t) => {
+  e.setFailure("warmup=eio");
+  t.teardown(() => e.setFailure(""));
+  const r = await run(["models"]);
+  t.notOk(r.ok);
+  t.equal(r.results[0]!.exitCode, 1);
+  t.match(
+    r.out,
+    /juicefs warmup failed in Mount Pod kube-system\/\S+ with exit code 1: FATAL: warmup failed: input\/output error/,
+  );
+  const code = await main(["warmup", "pvc/data", "-n", ns, "--kubeconfig", kubeconfig], {
+    stdout: () => {},
+    stderr: () => {},
+  });
+  t.equal(code, 1, "the CLI exits 1");
+});
+
+t.test("paths that leave the volume are refused before anything runs", { skip }, async (t) => {
+  const before = warmupCalls().length;
+  for (const p of ["../other-volume", "models/../../x", "/etc", "/data/../etc"]) {
+    const err = await run([p]).catch((x: unknown) => x);
+    t.type(err, WarmupError, p);
+    t.equal((err as WarmupError).exitCode, 2);
+    t.match((err as Error).message, /--path .* (leaves|is outside) pvc\/data/);
+  }
+  let stderr = "";
+  const code = await main(["warmup", "pvc/data", "-n", ns, "--kubeconfig", kubeconfig, "--path", "../x"], {
+    stdout: () => {},
+    stderr: (s) => {
+      stderr += s;
+    },
+  });
+  t.equal(code, 2, "a usage error");
+  t.match(stderr, /^juicefs-csi: --path \.\.\/x leaves pvc\/data/);
+  t.equal(warmupCalls().length, before, "nothing was run");
+});
+
+t.test("claim not found, not bound, not JuiceFS, no running client", { skip }, async (t) => {
+  const fails = (name: string) =>
+    warmupCommand(`pvc/${name}`, { namespace: ns, kubeconfig, stdout: () => {}, stderr: () => {} }).then(
+      () => "",
+      (x: unknown) => (x as Error).message,
+    );
+  t.match(await fails("missing"), /^pvc\/missing in namespace e2e-\w+ not found/);
+  await claim("pending", "", false);
+  t.match(
+    await fails("pending"),
+    /^pvc\/pending in namespace \S+ is not bound \(phase (Pending|unknown)\): there is no volume to warm up yet; see why with: juicefs-csi doctor pvc\/pending/,
+  );
+  await e.admin.core.createPersistentVolume({
+    body: {
+      metadata: { name: "pv-nfs" },
+      spec: {
+        capacity: { storage: "1Gi" },
+        accessModes: ["ReadWriteMany"],
+        claimRef: { namespace: ns, name: "nfs" },
+        csi: { driver: "nfs.csi.k8s.io", volumeHandle: "x" },
+      },
+    },
+  });
+  await claim("nfs", "pv-nfs");
+  t.match(await fails("nfs"), /a volume of driver nfs\.csi\.k8s\.io: not a JuiceFS volume/);
+  await volume("pv-cold", "cold");
+  await claim("cold", "pv-cold");
+  t.match(
+    await fails("cold"),
+    /^no running JuiceFS client for pvc\/cold in namespace \S+: .*start a pod that uses the claim/,
+  );
+  t.match(
+    await (async () =>
+      warmupCommand("pvc/data", {
+        namespace: ns,
+        kubeconfig,
+        node: "node-9",
+        stdout: () => {},
+        stderr: () => {},
+      }).then(
+        () => "",
+        (x: unknown) => (x as Error).message,
+      ))(),
+    /no running JuiceFS client for pvc\/data .* on node node-9/,
+  );
+});
+
+t.test(
+  "RBAC: reads within the doctor's ClusterRole, plus create on pods/exec; a 403 names the chart value",
+  { skip },
+  async (t) => {
+    const dev = e.cluster!.api.writeKubeconfig(join(e.dir, "dev.kubeconfig"), { user: "dev", namespace: ns });
+    const r = await warmupCommand("pvc/data", {
+      kubeconfig: dev,
+      paths: ["models"],
+      stdout: () => {},
+      stderr: () => {},
+    });
+    t.ok(r.ok, "the context's namespace is the default");
+    const allowed = new Set(
+      [...doctorAccess, doctorWarmupAccess].flatMap((a) =>
+        a.verbs.map((v) => `${v} ${a.apiGroup}/${a.resource}`),
+      ),
+    );
+    const calls = [...(e.cluster!.api.accessLog.get("dev") ?? [])];
+    t.ok(calls.some((c) => c.startsWith("create /pods/exec ")));
+    for (const call of calls) {
+      const [verb, resource] = call.split(" ");
+      t.ok(
+        allowed.has(`${verb} ${resource}`),
+        `${call} is granted by the doctor role with doctor.rbac.warmup`,
+      );
+    }
+    const undo = e.cluster!.api.addFault({
+      match: (i) => i.subresource === "exec",
+      code: 403,
+      message: `pods "x" is forbidden: User "dev" cannot create resource "pods/exec" in API group "" in the namespace "kube-system"`,
+    });
+    t.teardown(undo);
+    let out = "";
+    const denied = await warmupCommand("pvc/data", {
+      kubeconfig: dev,
+      stdout: (s) => {
+        out += s;
+      },
+      stderr: () => {},
+    });
+    t.notOk(denied.ok);
+    t.match(
+      out,
+      /not allowed to run commands in Mount Pod kube-system\/\S+: pods "x" is forbidden: .*doctor\.rbac\.warmup: true/,
+    );
+  },
+);
