@@ -1,7 +1,7 @@
 // The optional read-only ClusterRole for people who run `juicefs-csi doctor`: exactly doctorAccess
 // (plus the Secret read when readSecrets), nothing by default, bound only to the subjects given.
 import t from "tap";
-import { doctorAccess, doctorSecretAccess } from "../../driver/doctor/access.ts";
+import { doctorAccess, doctorSecretAccess, doctorWarmupAccess } from "../../driver/doctor/access.ts";
 import { has, ofKind, one, release, render } from "./helpers.ts";
 
 interface Rule {
@@ -62,4 +62,19 @@ t.test("readSecrets=false keeps Secrets out; subjects get a binding", async (t) 
   };
   t.same(binding.subjects, [{ kind: "Group", name: "sre", apiGroup: "rbac.authorization.k8s.io" }]);
   t.same(binding.roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name });
+});
+
+t.test("doctor.rbac.warmup adds create on pods/exec, and nothing else", async (t) => {
+  const objs = await render(["--set", "doctor.rbac.create=true", "--set", "doctor.rbac.warmup=true"]);
+  const role = one(objs, "ClusterRole", name) as unknown as { rules: Rule[] };
+  t.same(grants(role.rules), expected([...doctorAccess, doctorSecretAccess, doctorWarmupAccess]));
+  t.same(
+    role.rules.filter((r) => !r.verbs.every((v) => v === "get" || v === "list")),
+    [{ apiGroups: [""], resources: ["pods/exec"], verbs: ["create"] }],
+    "the only verb beyond reading",
+  );
+  await t.rejects(
+    render(["--set", "doctor.rbac.create=true", "--set", "doctor.rbac.warmup=yes"]),
+    "a boolean (values schema)",
+  );
 });
