@@ -6,7 +6,7 @@
 // One addition to client-node: when the API server refuses the upgrade (403 RBAC, 400 container not
 // running, 404 pod gone), `ws` reports only "Unexpected server response: 403"; the socket factory here
 // reads the refusal's Status body first, so the user sees the server's own message.
-import { Writable } from "node:stream";
+import { Readable, Writable } from "node:stream";
 import * as k8s from "@kubernetes/client-node";
 // Not re-exported by the package index; the constructor's socket factory is the hook used below.
 import { WebSocketHandler } from "@kubernetes/client-node/dist/web-socket-handler.js";
@@ -86,7 +86,8 @@ export async function execInContainer(kc: k8s.KubeConfig, o: ExecOptions): Promi
   const stdout = sink(o.onStdout);
   const stderr = sink(o.onStderr);
   const handler = new WebSocketHandler(kc, factory as never, {
-    stdin: process.stdin,
+    // Never process.stdin: the session has no stdin, and touching it would open fd 0.
+    stdin: Readable.from([]),
     stdout,
     stderr,
   });
