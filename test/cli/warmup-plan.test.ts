@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: JuiceFS templates (${.pvc.*}, ${.node.*}), not JavaScript ones
 // Warm-up planning (cli/warmup/plan.ts) on the objects the driver itself makes: a Mount Pod from
 // buildMountPod with the annotations the node plugin writes, a Go driver Mount Pod in its layout, and a
 // pod injected by the webhook's own planning (injectOffline on the examples); and the parser of the
@@ -82,13 +83,11 @@ t.test("checkClaim: not found, not bound, other driver, missing PV", async (t) =
 t.test("volumeSubPath: the PV's subPath, ${.pvc.*} filled, ${.node.*} refused with what to do", async (t) => {
   t.equal(volumeSubPath(pvOf("pv-1"), pvcOf("x", "pv-1")), "");
   t.equal(volumeSubPath(pvOf("pv-1", { subPath: "pv-1" }), pvcOf("x", "pv-1")), "pv-1");
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: a JuiceFS template, not JavaScript's
   t.equal(
     volumeSubPath(pvOf("pv-1", { subPath: "${.pvc.namespace}-${.pvc.labels.team}" }), pvcOf("x", "pv-1")),
     "shop-ml",
   );
   t.throws(
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: a JuiceFS template, not JavaScript's
     () => volumeSubPath(pvOf("pv-1", { subPath: "${.node.name}" }), pvcOf("x", "pv-1")),
     /cannot be resolved here .*Node.*run juicefs warmup in the Mount Pod by hand/,
   );
