@@ -3,4 +3,4 @@
 // arguments after `jfs`. The same command as juicefs-csi (`kubectl jfs doctor pod/NAME -n NS`).
 import { main } from "../cli/main.ts";
 
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2), undefined, { name: "kubectl jfs" });

@@ -62,7 +62,7 @@ export async function gatherSnapshot(o: GatherOptions): Promise<Snapshot> {
     } catch (e) {
       const code = (e as { code?: number }).code;
       if (code === 404) return undefined;
-      if (!failures.some((f) => f.what === what)) failures.push({ what, message: describe(e) });
+      if (!failures.some((f) => f.what === what)) failures.push({ what, message: describeApiError(e) });
       return undefined;
     } finally {
       clearTimeout(timer);
@@ -288,7 +288,8 @@ export function detectMode(driverPods: k8s.V1Pod[]): { mountMode?: Snapshot["mou
   return {};
 }
 
-function describe(e: unknown): string {
+/** An API error in one line: "<code>: <the server's Status message>" (or the client's message). */
+export function describeApiError(e: unknown): string {
   const code = (e as { code?: number }).code;
   let msg = (e as Error).message?.split("\n")[0] ?? String(e);
   const body = (e as { body?: unknown }).body;

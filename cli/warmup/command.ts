@@ -8,6 +8,7 @@
 // stdout. Exit 0 when every client warmed up, 1 when one failed or none runs, 2 for a bad command line.
 import type * as k8s from "@kubernetes/client-node";
 import { loadKubeConfig } from "../doctor/command.ts";
+import { describeApiError } from "../doctor/gather.ts";
 import { UsageError } from "../errors.ts";
 import { ExecRefused, execInContainer } from "./exec.ts";
 import {
@@ -175,14 +176,7 @@ function execFailure(e: unknown, c: WarmupClient): string {
 const code = (e: unknown) => (e as { code?: number }).code;
 
 function apiError(e: unknown, what: string): Error {
-  let msg = (e as Error).message?.split("\n")[0] ?? String(e);
-  const body = (e as { body?: unknown }).body;
-  if (typeof body === "string")
-    try {
-      msg = (JSON.parse(body) as { message?: string }).message ?? msg;
-    } catch {}
-  const c = code(e);
   return new WarmupError(
-    `${what}: ${c ? `${c}: ` : ""}${msg}${c === 403 ? " (the doctor's ClusterRole grants these reads: chart doctor.rbac.create)" : ""}`,
+    `${what}: ${describeApiError(e)}${code(e) === 403 ? " (the doctor's ClusterRole grants these reads: chart doctor.rbac.create)" : ""}`,
   );
 }

@@ -48,6 +48,12 @@ t.test("healthy: pod → claim → PV → Secret → node plugin → CSINode →
   });
   t.equal(asPlugin.code, 0, asPlugin.stderr);
   t.equal(JSON.parse(asPlugin.stdout).target, "pvc/data -n healthy");
+  const pluginHelp = await runCli(["warmup", "--help"], { env, bin: "kubectl-jfs.js" });
+  t.match(
+    pluginHelp.stdout,
+    /^Usage: kubectl jfs warmup /,
+    "the plugin's help names the command the user typed",
+  );
   t.ok((await doctor(`pv/${s.pv}`)).healthy, "pv/NAME walks the same chain through its claim");
 });
 

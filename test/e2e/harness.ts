@@ -94,7 +94,8 @@ export interface E2E {
   /** Restarts the node plugin (new PodClientManager + reconciler + node service); pending work of the old one is dropped. */
   restartPlugin(extra?: Partial<PodModeOptions>): Promise<void>;
   createAppPod(name: string): Promise<k8s.V1Pod>;
-  createPV(name: string): Promise<void>;
+  /** A PV of this driver, deleted at teardown; `claim` pre-binds it, `attributes` are its volumeAttributes. */
+  createPV(name: string, o?: { claim?: string; attributes?: Record<string, string> }): Promise<void>;
   publish(pod: k8s.V1Pod, volumeId: string, opts?: PublishOptions): Promise<string>;
   unpublish(target: string, volumeId: string): Promise<void>;
   targetOf(pod: k8s.V1Pod, volumeId: string): string;
@@ -262,7 +263,7 @@ export async function startE2E(
         },
       });
     },
-    async createPV(name) {
+    async createPV(name, o = {}) {
       createdPVs.add(name);
       await admin.core
         .createPersistentVolume({
@@ -272,7 +273,14 @@ export async function startE2E(
               capacity: { storage: "10Gi" },
               accessModes: ["ReadWriteMany"],
               persistentVolumeReclaimPolicy: "Retain",
-              csi: { driver: "csi.juicefs.com", volumeHandle: name },
+              ...(o.claim
+                ? { storageClassName: "", claimRef: { namespace: appNamespace, name: o.claim } }
+                : {}),
+              csi: {
+                driver: "csi.juicefs.com",
+                volumeHandle: name,
+                ...(o.attributes ? { volumeAttributes: o.attributes } : {}),
+              },
             },
           },
         })

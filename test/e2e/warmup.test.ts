@@ -41,20 +41,9 @@ async function claim(name: string, volumeName: string, bound = true) {
     );
 }
 
-async function volume(name: string, claimName: string, attrs: Record<string, string> = {}) {
-  await e.admin.core.createPersistentVolume({
-    body: {
-      metadata: { name },
-      spec: {
-        capacity: { storage: "10Gi" },
-        accessModes: ["ReadWriteMany"],
-        persistentVolumeReclaimPolicy: "Retain",
-        storageClassName: "",
-        claimRef: { namespace: ns, name: claimName },
-        csi: { driver: "csi.juicefs.com", volumeHandle: name, volumeAttributes: attrs },
-      },
-    },
-  });
+async function volume(name: string, claimName: string, attributes: Record<string, string> = {}) {
+  // The harness deletes it at the end of the run, as it does every PV it makes.
+  await e.createPV(name, { claim: claimName, attributes });
 }
 
 const files = {
