@@ -23,6 +23,8 @@ export interface WebhookSettings {
    * Off by default: the kubelet starts the app even when the client failed (see inject.ts classicRisk).
    */
   allowClassicSidecar: boolean;
+  /** Sidecar mode: most JuiceFS clients per pod (inject.ts defaultMaxClientsPerPod). */
+  maxClientsPerPod: number;
   /** What to answer when a review cannot be decided within the budget or a lookup fails. */
   failurePolicy: FailurePolicy;
   /** Total time a review may take, in ms; keep it below the webhook configuration's timeoutSeconds. */
@@ -58,6 +60,7 @@ export const defaultWebhookSettings: WebhookSettings = {
   mountMode: "sidecar",
   nativeSidecar: "auto",
   allowClassicSidecar: false,
+  maxClientsPerPod: 4,
   failurePolicy: "Fail",
   budgetMs: 3000,
   liveReadTimeoutMs: 1000,
@@ -137,6 +140,14 @@ export function configFromDocument(input: unknown, env: NodeJS.ProcessEnv = {}):
     if (typeof w.allowClassicSidecar !== "boolean")
       throw new ConfigError("webhook.allowClassicSidecar: must be true or false");
     s.allowClassicSidecar = w.allowClassicSidecar;
+  }
+  if (w.maxClientsPerPod !== undefined) {
+    const n = w.maxClientsPerPod;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 64)
+      throw new ConfigError(
+        `webhook.maxClientsPerPod: ${JSON.stringify(n)} is not a whole number from 1 to 64 (chart value webhook.sidecar.maxClientsPerPod)`,
+      );
+    s.maxClientsPerPod = n;
   }
   if (w.requireNamespaceLabel !== undefined) {
     if (typeof w.requireNamespaceLabel !== "boolean")

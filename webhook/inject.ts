@@ -6,17 +6,31 @@
 // and names that do not clash with the pod's own.
 import type { V1Container, V1Pod, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import {
+  bufferMemoryFit,
+  bufferSizeOf,
   buildSidecarContainer,
+  canonicalJson,
   escapeEnvRefs,
+  hashedSettings,
   type JuiceFSSettings,
   keys,
   labels,
   mountReadyScript,
   parseQuantity,
+  ports,
   type Sidecar,
   type SidecarOptions,
 } from "../driver/juicefs/index.ts";
+import {
+  type InjectedVolume,
+  injectedVolumes,
+  injectedVolumesAnnotation,
+  type SharedVolume,
+} from "../driver/juicefs/injected.ts";
 import { cloneJson } from "./admission.ts";
+
+export { type InjectedVolume, injectedVolumes, injectedVolumesAnnotation, type SharedVolume };
+
 import type { MountMode } from "./config.ts";
 import type { PodVolumeRef } from "./resolve.ts";
 
@@ -46,7 +60,17 @@ export interface PlanOptions {
   allowClassic?: boolean;
   /** This product's image, for the init container that delivers a Secret's `envs` (see Sidecar.envsInit). */
   productImage?: string;
+  /** Most JuiceFS clients (sidecars) one pod may get; default defaultMaxClientsPerPod. */
+  maxClients?: number;
 }
+
+/**
+ * Default cap on JuiceFS clients per pod. Each client is a privileged container with its own memory
+ * (buffer-size, 300 MiB by default) and CPU request, so a pod with many distinct volumes would ask for
+ * more than a node has (1000 volumes: 500 CPUs) and its patch would near the API server's 3 MiB limit.
+ * Claims that need the same client share one (see shareKey), so the cap counts distinct file systems.
+ */
+export const defaultMaxClientsPerPod = 4;
 
 /**
  * Why classic sidecars are unsafe, from the kubelet's source (pkg/kubelet/kuberuntime): SyncPod starts
@@ -76,7 +100,7 @@ export type PlanResult = { ok: true; pod: V1Pod; warnings: string[] } | { ok: fa
 export function memoizeBuilder(build: SidecarBuilder): SidecarBuilder {
   const cache = new WeakMap<JuiceFSSettings, Map<string, Sidecar>>();
   return (settings, opts) => {
-    const key = `${opts.secretName}\0${opts.name ?? ""}\0${opts.mountRoot ?? ""}\0${opts.volumeName ?? ""}\0${opts.productImage ?? ""}`;
+    const key = `${opts.secretName}\0${opts.name ?? ""}\0${opts.mountRoot ?? ""}\0${opts.volumeName ?? ""}\0${opts.productImage ?? ""}\0${opts.metricsPort ?? ""}`;
     let bySettings = cache.get(settings);
     if (!bySettings) {
       bySettings = new Map();
@@ -132,9 +156,12 @@ export function sidecarResourceOverrides(
   return { ok: true, overrides };
 }
 
-function applyOverrides(settings: JuiceFSSettings, o: ResourceOverrides): JuiceFSSettings | string {
+function applyOverrides(
+  settings: JuiceFSSettings,
+  o: ResourceOverrides,
+): { settings: JuiceFSSettings; warning?: string } | string {
   // Most pods set no annotation: the same settings object, so a memoized builder recognises it.
-  if (Object.keys(o.requests).length === 0 && Object.keys(o.limits).length === 0) return settings;
+  if (Object.keys(o.requests).length === 0 && Object.keys(o.limits).length === 0) return { settings };
   const requests = { ...settings.resources.requests, ...o.requests };
   const limits: { cpu?: string; memory?: string } = { ...settings.resources.limits };
   for (const res of ["cpu", "memory"] as const) {
@@ -151,7 +178,16 @@ function applyOverrides(settings: JuiceFSSettings, o: ResourceOverrides): JuiceF
     if (rn !== undefined && ln !== undefined && rn > ln)
       return `sidecar ${res} request ${r} is above its limit ${l} (annotations ${sidecarAnnotations.requests[res]} / ${sidecarAnnotations.limits[res]}, or the volume's juicefs/mount-${res}-* settings)`;
   }
-  return { ...settings, resources: { requests, limits } };
+  // A memory limit from the annotation meets the volume's buffer-size: the same policy as a PV's own
+  // limit (an error above it, a warning above 80%), naming the annotation as the thing to raise.
+  let warning: string | undefined;
+  if (typeof o.limits.memory === "string") {
+    const fit = bufferMemoryFit(bufferSizeOf(settings.mountOptions), limits.memory, keys.sidecarMemoryLimit);
+    if (fit.error) return `${fit.error} (annotation ${keys.sidecarMemoryLimit}: ${limits.memory})`;
+    warning = fit.warning;
+  }
+  const out = { ...settings, resources: { requests, limits } };
+  return warning ? { settings: out, warning } : { settings: out };
 }
 
 /**
@@ -222,63 +258,24 @@ function shortHash(s: string): string {
 const isJuiceMount = (m: V1VolumeMount, names: Set<string>) => names.has(m.name);
 
 /**
- * Pod annotation written at injection: for each JuiceFS volume, the sub-path of the FUSE mount inside
- * the shared emptyDir and the sidecar serving it. A reinvocation (another webhook added containers
- * after us) reads it to rewrite the mounts of the new containers the same way.
+ * One app mount pointed at the volume's directory inside the emptyDir; unchanged if it already is
+ * (under `prefix`, or under one of `done`, the prefixes of claims that share this volume's client).
  */
-export const injectedVolumesAnnotation = "juicefs.com/injected-volumes";
-
-export interface InjectedVolume {
-  /** subPath prefix of every app mount of the volume (mount point, then the volume's directory). */
-  subPath: string;
-  /** The sidecar container that mounts it. */
-  container: string;
-}
-
-/** One app mount pointed at the volume's directory inside the emptyDir; unchanged if it already is. */
-function intoMount(m: V1VolumeMount, prefix: string): V1VolumeMount {
+function intoMount(m: V1VolumeMount, prefix: string, done: readonly string[] = []): V1VolumeMount {
+  const under = (v: string, p: string) => v === p || v.startsWith(`${p}/`);
   if (m.subPathExpr !== undefined) {
     const p = escapeEnvRefs(prefix);
-    if (m.subPathExpr === p || m.subPathExpr.startsWith(`${p}/`)) return m;
+    const v = m.subPathExpr;
+    if (under(v, p) || done.some((d) => under(v, escapeEnvRefs(d)))) return m;
     return { ...m, subPathExpr: `${p}/${m.subPathExpr}` };
   }
   const sp = m.subPath ?? "";
-  if (sp === prefix || sp.startsWith(`${prefix}/`)) return m;
+  if (under(sp, prefix) || done.some((d) => under(sp, d))) return m;
   return { ...m, subPath: joinPath(prefix, sp) };
 }
 
 const withPropagation = (m: V1VolumeMount): V1VolumeMount =>
   m.mountPropagation === undefined ? { ...m, mountPropagation: "HostToContainer" } : m;
-
-/** The injected volumes recorded on the pod that are still what we made (emptyDir + its sidecar). */
-export function injectedVolumes(pod: V1Pod): Map<string, InjectedVolume> {
-  const out = new Map<string, InjectedVolume>();
-  const raw = pod.metadata?.annotations?.[injectedVolumesAnnotation];
-  if (typeof raw !== "string") return out;
-  let doc: unknown;
-  try {
-    doc = JSON.parse(raw);
-  } catch {
-    return out;
-  }
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return out;
-  const spec = pod.spec;
-  const all = [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])];
-  for (const [name, v] of Object.entries(doc as Record<string, unknown>)) {
-    const iv = v as Partial<InjectedVolume> | null;
-    if (typeof iv?.subPath !== "string" || iv.subPath === "" || typeof iv.container !== "string") continue;
-    const vol = spec?.volumes?.find((x) => x.name === name);
-    // Only what this webhook made counts: an emptyDir that the recorded sidecar mounts at its root.
-    const sidecar = all.find((c) => c.name === iv.container);
-    if (
-      !vol?.emptyDir ||
-      !sidecar?.volumeMounts?.some((m) => m.name === name && !m.subPath && !m.subPathExpr)
-    )
-      continue;
-    out.set(name, { subPath: iv.subPath, container: iv.container });
-  }
-  return out;
-}
 
 export type ReinvokeResult = { ok: true; pod: V1Pod; warnings: string[] } | { ok: false; message: string };
 
@@ -299,7 +296,15 @@ export function reinvokePod(pod: V1Pod, native: boolean): ReinvokeResult {
       ? c
       : editMounts(c, (m) => {
           const iv = injected.get(m.name);
-          return iv ? withPropagation(intoMount(m, iv.subPath)) : m;
+          return iv
+            ? withPropagation(
+                intoMount(
+                  m,
+                  iv.subPath,
+                  iv.shared?.map((x) => x.subPath),
+                ),
+              )
+            : m;
         });
   const init = spec.initContainers?.map(edit);
   const containers = spec.containers.map(edit);
@@ -330,11 +335,44 @@ export function reinvokePod(pod: V1Pod, native: boolean): ReinvokeResult {
       }
     }
   }
+  // Istio injected after us (its webhook ran later): start after its native proxy, or bypass a proxy
+  // that starts later, as the first pass does (istioMesh).
+  const warnings: string[] = [];
+  let containersOut = containers;
+  const mesh = istioMesh(pod);
+  if (mesh) {
+    const ours = (c: V1Container) => sidecarNames.has(c.name) || c.args?.[0] === "write-envs";
+    const named = [...sidecarNames];
+    if (native && mesh.nativeProxyAt !== undefined && initOut) {
+      const proxyAt = initOut.findIndex((c) => c.name === istioProxyName);
+      const firstOurs = initOut.findIndex(ours);
+      if (firstOurs >= 0 && firstOurs < proxyAt) {
+        const rest = initOut.filter((c) => !ours(c));
+        const at = rest.findIndex((c) => c.name === istioProxyName) + 1;
+        initOut = [...rest.slice(0, at), ...initOut.filter(ours), ...rest.slice(at)];
+        changed = true;
+        warnings.push(meshPlacedWarning(named));
+      }
+    } else {
+      const gid = (c: V1Container) => (sidecarNames.has(c.name) ? withGid(c, mesh.gid) : c);
+      const i2 = initOut?.map(gid);
+      const c2 = containersOut.map(gid);
+      if (c2.some((c, i) => c !== containersOut[i]) || i2?.some((c, i) => c !== initOut![i])) {
+        initOut = i2;
+        containersOut = c2;
+        changed = true;
+        warnings.push(meshBypassWarning(named, mesh.gid));
+      }
+    }
+  }
   if (!changed) return { ok: true, pod, warnings: [] };
   return {
     ok: true,
-    pod: { ...pod, spec: { ...spec, containers, ...(initOut ? { initContainers: initOut } : {}) } },
-    warnings: [],
+    pod: {
+      ...pod,
+      spec: { ...spec, containers: containersOut, ...(initOut ? { initContainers: initOut } : {}) },
+    },
+    warnings,
   };
 }
 
@@ -348,6 +386,112 @@ function editMounts(c: V1Container, edit: (m: V1VolumeMount) => V1VolumeMount): 
     return n;
   });
   return changed ? { ...c, volumeMounts: mounts } : c;
+}
+
+/**
+ * Which claims can share one client: the same Secret in the pod's namespace and the same settings by
+ * the domain's hash (what changes the running client: file system, Secret content, mount options,
+ * read-only, cache, image, resources...), less the volume's identity and sub-directory. The client
+ * mounts the file system's root (or its `subdir`), and each app mount reaches its volume's directory
+ * through its own subPath, so the same claim mounted twice, or two volumes of one file system with the
+ * same settings (dynamic volumes of one StorageClass), need one client. Read-only is not part of it:
+ * a read-only claim served by a read-write client gets read-only mounts (the kubelet's read-only bind).
+ * Memoized per settings object.
+ */
+const shareKeys = new WeakMap<JuiceFSSettings, string>();
+function shareKey(settings: JuiceFSSettings, secretName: string): string {
+  let k = shareKeys.get(settings);
+  if (k === undefined) {
+    k = canonicalJson({ ...hashedSettings(settings), volumeId: undefined, readOnly: undefined });
+    shareKeys.set(settings, k);
+  }
+  return `${secretName}\0${k}`;
+}
+
+/**
+ * Metrics ports: every container of a pod shares its network namespace (and, with hostNetwork, the
+ * node's), and a client given an explicit --metrics port that is taken runs without metrics (JuiceFS
+ * cmd/mount.go). So each client gets the next port from the base (annotation
+ * juicefs.com/sidecar-metrics-port, default 9567) that no container of the pod declares, and on the
+ * host network none of this driver's own node ports either. With hostNetwork a declared port is a host
+ * port (the API server defaults hostPort to it), so the scheduler keeps pods that need the same port
+ * off one node: a clash on the node is then impossible rather than silent.
+ */
+function metricsPorts(pod: V1Pod): { take: () => number } | string {
+  const spec = pod.spec!;
+  const raw = pod.metadata?.annotations?.[keys.sidecarMetricsPort];
+  let next: number = ports.mountMetrics;
+  if (raw !== undefined) {
+    const n = typeof raw === "string" && /^\d{1,5}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
+    if (!(n >= 1024 && n <= 65535))
+      return `annotation ${keys.sidecarMetricsPort}: ${JSON.stringify(raw)} is not a port from 1024 to 65535 (e.g. "9567")`;
+    next = n;
+  }
+  const used = new Set<number>();
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers])
+    for (const p of c.ports ?? []) {
+      used.add(p.containerPort);
+      if (p.hostPort) used.add(p.hostPort);
+    }
+  if (spec.hostNetwork === true)
+    for (const p of [ports.pluginMetrics, ports.nodeHealth, ports.controllerHealth, ports.webhook])
+      used.add(p);
+  return {
+    take: () => {
+      while (used.has(next) && next < 65535) next++;
+      used.add(next);
+      return next;
+    },
+  };
+}
+
+/** Istio's proxy group: its iptables rules (chain ISTIO_OUTPUT) let sockets of this group bypass the proxy. */
+export const istioProxyGid = 1337;
+const istioProxyName = "istio-proxy";
+
+interface Mesh {
+  /** Index of the native istio-proxy in initContainers (restartPolicy Always), if it is one. */
+  nativeProxyAt?: number;
+  /** The proxy's group (its runAsGroup, else Istio's default). */
+  gid: number;
+}
+
+/**
+ * An Istio sidecar in the pod: `sidecar.istio.io/status` (set by Istio's injector) or an istio-proxy
+ * container. Its init step (istio-init or the CNI plugin) redirects every outbound TCP connection to
+ * the proxy, so the JuiceFS client reaches its metadata engine and object storage only once the proxy
+ * runs, or when its traffic is excluded.
+ */
+function istioMesh(pod: V1Pod): Mesh | undefined {
+  const spec = pod.spec!;
+  const init = spec.initContainers ?? [];
+  const i = init.findIndex((c) => c.name === istioProxyName);
+  const proxy = i >= 0 ? init[i] : spec.containers.find((c) => c.name === istioProxyName);
+  if (!proxy && pod.metadata?.annotations?.["sidecar.istio.io/status"] === undefined) return undefined;
+  const g = proxy?.securityContext?.runAsGroup;
+  const gid = typeof g === "number" && g > 0 ? g : istioProxyGid;
+  return i >= 0 && init[i]!.restartPolicy === "Always" ? { nativeProxyAt: i, gid } : { gid };
+}
+
+const meshPlacedWarning = (names: string[]) =>
+  `Istio: ${names.join(", ")} placed after istio-proxy (a native sidecar): the JuiceFS client starts once the mesh proxy is ready, and its traffic goes through the mesh`;
+const meshBypassWarning = (names: string[], gid: number) =>
+  `Istio: istio-proxy starts after ${names.join(", ")}, so the JuiceFS client runs with group ${gid} (Istio's proxy group), whose connections Istio's iptables rules do not redirect: its traffic to the metadata engine and object storage bypasses the mesh`;
+
+/** The sidecar's security context with Istio's proxy group (see meshBypassWarning). */
+const withGid = (c: V1Container, gid: number): V1Container =>
+  c.securityContext?.runAsGroup === gid
+    ? c
+    : { ...c, securityContext: { ...c.securityContext, runAsGroup: gid } };
+
+/**
+ * Native placement: our sidecars (each after its envs writer) go first, or right after a native
+ * istio-proxy so the client starts with the mesh up.
+ */
+function placeNative(init: V1Container[], ours: V1Container[], mesh: Mesh | undefined): V1Container[] {
+  if (mesh?.nativeProxyAt === undefined) return [...ours, ...init];
+  const at = mesh.nativeProxyAt + 1;
+  return [...init.slice(0, at), ...ours, ...init.slice(at)];
 }
 
 /**
@@ -410,21 +554,73 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
   const extraVolumes: V1Volume[] = [];
   const recorded: Record<string, InjectedVolume> = Object.fromEntries(injectedVolumes(pod));
 
+  // One client per distinct file system and settings: claims that need the same client (the same claim
+  // mounted twice, or two volumes of one file system that differ only in sub-directory) share it.
+  type Group = { key: string; members: { claim: ClaimPlan; settings: JuiceFSSettings }[] };
+  const groups: Group[] = [];
+  const byKey = new Map<string, Group>();
   for (const claim of claims) {
     if (!claim.settings || !claim.secretName)
       return { ok: false, message: `${claim.claimId}: settings were not resolved (internal error)` };
-    const settings = applyOverrides(claim.settings, res.overrides);
-    if (typeof settings === "string") return { ok: false, message: `${claim.claimId}: ${settings}` };
+    const applied = applyOverrides(claim.settings, res.overrides);
+    if (typeof applied === "string") return { ok: false, message: `${claim.claimId}: ${applied}` };
+    if (applied.warning && !warnings.includes(applied.warning)) warnings.push(applied.warning);
+    const key = shareKey(applied.settings, claim.secretName);
+    let g = byKey.get(key);
+    if (!g) {
+      g = { key, members: [] };
+      byKey.set(key, g);
+      groups.push(g);
+    }
+    g.members.push({ claim, settings: applied.settings });
+  }
+  const maxClients = opts.maxClients ?? defaultMaxClientsPerPod;
+  if (groups.length > maxClients) {
+    const shown = groups.slice(0, 5).map((g) => g.members[0]!.claim.claimId);
+    const more = groups.length > shown.length ? ` and ${groups.length - shown.length} more` : "";
+    return {
+      ok: false,
+      message: `needs ${groups.length} JuiceFS clients (volumes with different file systems or settings: ${shown.join(", ")}${more}); at most ${maxClients} per pod (chart value webhook.sidecar.maxClientsPerPod), as each client is a privileged sidecar with its own memory and CPU. Mount fewer distinct volumes in one pod, use Mount Pod mode (mountMode: pod), or raise the limit`,
+    };
+  }
+  const metrics = metricsPorts(pod);
+  if (typeof metrics === "string") return { ok: false, message: metrics };
+  const mesh = istioMesh(pod);
+  /** Pod volumes served by another volume's client: removed, their mounts moved to that volume. */
+  const sharedInto = new Map<
+    string,
+    { volume: string; prefix: string; readOnly: boolean; volumeId: string; claim: string }
+  >();
+
+  for (const group of groups) {
+    // The client is read-write when any of its claims is.
+    const owner = group.members.find((m) => !m.settings.readOnly) ?? group.members[0]!;
+    const { claim, settings } = owner;
     const volumeName = claim.ref.volumeName;
     const name = containerName(volumeName, taken);
+    const metricsPort = metrics.take();
+    if (spec.hostNetwork === true)
+      warnings.push(
+        `hostNetwork: ${name} serves metrics on host port ${metricsPort}, so the scheduler puts at most one pod using that port on a node (annotation ${keys.sidecarMetricsPort} picks another first port)`,
+      );
     // The pod volume itself becomes the sidecar's emptyDir, so every app mount keeps its volume name.
     const sidecar = build(settings, {
-      secretName: claim.secretName,
+      secretName: claim.secretName!,
       name,
       mountRoot: sidecarMountRoot,
       volumeName,
       ...(opts.productImage ? { productImage: opts.productImage } : {}),
+      ...(metricsPort !== ports.mountMetrics ? { metricsPort } : {}),
     });
+    for (const m of group.members)
+      if (m.claim.ref.volumeName !== volumeName)
+        sharedInto.set(m.claim.ref.volumeName, {
+          volume: volumeName,
+          prefix: joinPath(sidecar.subPath, m.settings.subPath),
+          readOnly: m.settings.readOnly && !settings.readOnly,
+          volumeId: m.settings.volumeId,
+          claim: m.claim.ref.claimName,
+        });
     // Top-level fields are replaced below, never nested ones: the copy can be shallow.
     const c: V1Container = { ...sidecar.container, securityContext: sidecarSecurityContext };
 
@@ -467,10 +663,6 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
       taken.add(n);
       envsInits.push({ ...sidecar.envsInit, name: n, volumeMounts: renamed(sidecar.envsInit.volumeMounts) });
     } else envsInits.push(undefined);
-    // Declared ports of a second client, or any with hostNetwork (hostPort = containerPort), would clash,
-    // so they are dropped. Known gap (issue 11, open): such a client has no declared metrics port, so
-    // nothing scrapes it; per-client metrics ports are still to be assigned.
-    if (spec.hostNetwork === true || sidecars.length > 0) delete c.ports;
 
     if (opts.native) {
       // The kubelet starts the next init container / the app only once the startup probe passes.
@@ -513,7 +705,7 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
     // App mounts see the volume's directory: the mount point inside the emptyDir, then the volume's
     // sub-directory in the file system (Mount Pods bind it; here the kubelet's subPath does).
     const prefix = joinPath(sidecar.subPath, settings.subPath);
-    recorded[volumeName] = { subPath: prefix, container: name };
+    recorded[volumeName] = { subPath: prefix, container: name, claim: claim.ref.claimName };
     const into = (ac: V1Container) =>
       editMounts(ac, (m) => {
         if (m.name !== volumeName) return m;
@@ -523,14 +715,50 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
     if (spec.initContainers) spec.initContainers = spec.initContainers.map(into);
     spec.containers = spec.containers.map(into);
   }
-  spec.volumes = [...volumes, ...extraVolumes];
+  for (const [, to] of sharedInto) {
+    const rec = recorded[to.volume]!;
+    if (!rec.shared?.some((x) => x.subPath === to.prefix))
+      recorded[to.volume] = {
+        ...rec,
+        shared: [...(rec.shared ?? []), { volumeId: to.volumeId, subPath: to.prefix, claim: to.claim }],
+      };
+  }
+  if (sharedInto.size > 0) {
+    const moveShared = (ac: V1Container) =>
+      editMounts(ac, (m) => {
+        const to = sharedInto.get(m.name);
+        if (!to) return m;
+        const ro = to.readOnly ? { readOnly: true } : {};
+        if (m.subPathExpr)
+          return {
+            ...m,
+            ...ro,
+            name: to.volume,
+            subPathExpr: `${escapeEnvRefs(to.prefix)}/${m.subPathExpr}`,
+          };
+        return { ...m, ...ro, name: to.volume, subPath: joinPath(to.prefix, m.subPath) };
+      });
+    if (spec.initContainers) spec.initContainers = spec.initContainers.map(moveShared);
+    spec.containers = spec.containers.map(moveShared);
+  }
+  // Istio: start after a native proxy, or bypass a proxy that starts later (see istioMesh).
+  const sidecarNamesOut = sidecars.map((c) => c.name);
+  if (mesh) {
+    if (opts.native && mesh.nativeProxyAt !== undefined) warnings.push(meshPlacedWarning(sidecarNamesOut));
+    else {
+      for (let i = 0; i < sidecars.length; i++) sidecars[i] = withGid(sidecars[i]!, mesh.gid);
+      warnings.push(meshBypassWarning(sidecarNamesOut, mesh.gid));
+    }
+  }
+  spec.volumes = [...volumes.filter((v) => !sharedInto.has(v.name)), ...extraVolumes];
   // An envs init container runs to completion before its sidecar starts (init containers run in order).
   const inits = envsInits.filter((c): c is V1Container => c !== undefined);
   if (opts.native)
-    spec.initContainers = [
-      ...sidecars.flatMap((c, i) => (envsInits[i] ? [envsInits[i], c] : [c])),
-      ...(spec.initContainers ?? []),
-    ];
+    spec.initContainers = placeNative(
+      spec.initContainers ?? [],
+      sidecars.flatMap((c, i) => (envsInits[i] ? [envsInits[i], c] : [c])),
+      mesh,
+    );
   else {
     if (inits.length > 0) spec.initContainers = [...inits, ...(spec.initContainers ?? [])];
     spec.containers = [...sidecars, ...spec.containers];

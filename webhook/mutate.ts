@@ -181,6 +181,7 @@ export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promis
     mode: webhook.mountMode,
     native,
     allowClassic: webhook.allowClassicSidecar,
+    maxClients: webhook.maxClientsPerPod,
     ...(deps.build ? { build: deps.build } : {}),
     productImage: webhook.productImage,
   });

@@ -17,6 +17,7 @@ import {
   type Target,
 } from "../../driver/doctor/snapshot.ts";
 import { driverName, labels, volumeIdLabelValue } from "../../driver/juicefs/index.ts";
+import { injectedClaims } from "../../driver/juicefs/injected.ts";
 
 /** Labels of this driver's own pods (chart _helpers.tpl componentLabels). */
 export const driverPodSelector = "app.kubernetes.io/part-of=juicefs-csi";
@@ -109,6 +110,7 @@ export async function gatherSnapshot(o: GatherOptions): Promise<Snapshot> {
       if (v.persistentVolumeClaim?.claimName) claims.add(v.persistentVolumeClaim.claimName);
       if (v.ephemeral) claims.add(`${pod?.metadata?.name}-${v.name}`);
     }
+    if (pod) for (const name of injectedClaims(pod)) claims.add(name);
     for (const name of claims) {
       const pvc = await read("pvcs", () =>
         c.core.readNamespacedPersistentVolumeClaim({ namespace: target.namespace!, name }),
@@ -130,8 +132,10 @@ export async function gatherSnapshot(o: GatherOptions): Promise<Snapshot> {
       if (pvc) pvcs.push(pvc);
       const pl = await read("pods", () => c.core.listNamespacedPod({ namespace: claimNs! }));
       pods.push(
-        ...(pl?.items ?? []).filter((p) =>
-          (p.spec?.volumes ?? []).some((v) => v.persistentVolumeClaim?.claimName === claimName),
+        ...(pl?.items ?? []).filter(
+          (p) =>
+            (p.spec?.volumes ?? []).some((v) => v.persistentVolumeClaim?.claimName === claimName) ||
+            injectedClaims(p).includes(claimName!),
         ),
       );
     }

@@ -154,7 +154,11 @@ export function findClients(o: {
   const seg = safePathSegment(o.volumeId);
   for (const p of o.appPods) {
     for (const iv of injectedVolumes(p).values()) {
-      if (iv.subPath !== seg && !iv.subPath.startsWith(`${seg}/`)) continue;
+      // The client's own volume, or a claim it serves for a removed pod volume (InjectedVolume.shared).
+      const own = iv.subPath === seg || iv.subPath.startsWith(`${seg}/`);
+      const shared = own ? undefined : iv.shared?.find((x) => x.volumeId === o.volumeId);
+      if (!own && !shared) continue;
+      const subPath = shared ? shared.subPath : iv.subPath;
       const base = {
         kind: "sidecar" as const,
         namespace: p.metadata?.namespace ?? "",
@@ -170,7 +174,7 @@ export function findClients(o: {
         ...base,
         container: iv.container,
         node: p.spec?.nodeName ?? "",
-        volumeRoot: posix.join(sidecarMountRoot, iv.subPath),
+        volumeRoot: posix.join(sidecarMountRoot, subPath),
       });
     }
   }
@@ -188,6 +192,8 @@ export function appMountsOf(claimName: string, volumeId: string, pods: k8s.V1Pod
       if (v.persistentVolumeClaim?.claimName === claimName) prefix = "";
       const iv = injected.get(v.name);
       if (iv && (iv.subPath === seg || iv.subPath.startsWith(`${seg}/`))) prefix = iv.subPath;
+      const shared = iv?.shared?.find((x) => x.volumeId === volumeId);
+      if (shared) prefix = shared.subPath;
       if (prefix === undefined) continue;
       for (const c of [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])]) {
         if (injected.size && [...injected.values()].some((x) => x.container === c.name)) continue;

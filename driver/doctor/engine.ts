@@ -15,6 +15,7 @@ import type {
   V1StorageClass,
 } from "@kubernetes/client-node";
 import { driverName, keys, labels, labelValue, volumeIdLabelValue } from "../juicefs/index.ts";
+import { injectedClaims } from "../juicefs/injected.ts";
 import { isJuiceFSVolume, publishSecretRef, type Snapshot, type Target } from "./snapshot.ts";
 
 export type Verdict = "ok" | "broken" | "warning" | "unknown" | "skipped";
@@ -197,6 +198,8 @@ function juicefsClaims(ctx: Context, pod: V1Pod): string[] {
     // Unbound: ours if its StorageClass is ours, or if we cannot tell (missing StorageClass).
     if (!sc || sc.provisioner === driverName) out.push(name);
   }
+  // Sidecar mode: the claims the webhook replaced by emptyDirs, from its record on the pod.
+  for (const name of injectedClaims(pod)) if (!out.includes(name)) out.push(name);
   return out;
 }
 

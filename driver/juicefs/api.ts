@@ -158,6 +158,10 @@ export interface MountContainerOptions {
    * `envs` as one YAML/JSON value. Unset: each variable is a key of `secretName` (envsSecretKey).
    */
   envsDir?: string;
+  /** Port of the client's metrics endpoint (default ports.mountMetrics, 9567); see clientCommands. */
+  metricsPort?: number;
+  /** Name of the declared metrics port (default "metrics"); unique per pod, at most 15 characters. */
+  metricsPortName?: string;
 }
 
 export interface NodeInheritance {

@@ -105,7 +105,17 @@ function optionArg(opt: string): { flag?: string; fuse?: string } {
  * then `juicefs mount META-URL MOUNTPOINT`. Enterprise edition: `juicefs auth NAME` then
  * `juicefs mount NAME MOUNTPOINT`.
  */
-export function clientCommands(settings: JuiceFSSettings, mountPoint: string): ClientCommands {
+/**
+ * `metricsPort`: where the client serves Prometheus metrics (default ports.mountMetrics). Set
+ * explicitly, JuiceFS logs an error and runs without metrics when the port is taken (cmd/mount.go
+ * exposeMetrics); it falls back to a free port only when --metrics is absent. So every client sharing
+ * a network namespace needs its own port, chosen by whoever places them (the webhook for sidecars).
+ */
+export function clientCommands(
+  settings: JuiceFSSettings,
+  mountPoint: string,
+  metricsPort: number = ports.mountMetrics,
+): ClientCommands {
   const s = settings.secret;
   const has = (k: string): boolean => typeof s[k] === "string" && s[k] !== "";
   const env: ClientEnv[] = [];
@@ -206,7 +216,7 @@ export function clientCommands(settings: JuiceFSSettings, mountPoint: string): C
     "mount",
     "--foreground",
     ...(community ? [] : ["--no-update"]),
-    `--metrics=${metricsAddress}`,
+    metricsPort === ports.mountMetrics ? `--metrics=${metricsAddress}` : `--metrics=0.0.0.0:${metricsPort}`,
     ...flags,
   ];
   if (fuse.length > 0) mount.push("-o", escapeEnvRefs(fuse.join(",")));

@@ -91,6 +91,8 @@ export const keys = {
   sidecarCpuLimit: "juicefs.com/sidecar-cpu-limit",
   sidecarMemoryRequest: "juicefs.com/sidecar-memory-request",
   sidecarMemoryLimit: "juicefs.com/sidecar-memory-limit",
+  /** Pod annotation: first metrics port of the pod's JuiceFS clients (each next client takes the next free one). */
+  sidecarMetricsPort: "juicefs.com/sidecar-metrics-port",
 } as const;
 
 /** Keys of the JuiceFS Secret (reference driver names) plus legacy aliases. */

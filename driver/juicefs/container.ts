@@ -151,7 +151,8 @@ export const envsSecretKey = (name: string): string => `envs.${name}`;
 export function buildMountContainer(settings: JuiceFSSettings, opts: MountContainerOptions): V1Container {
   assertMountPoint(opts.mountPoint);
   const mountRoot = opts.mountRoot ?? parentDir(opts.mountPoint);
-  const cmds = clientCommands(settings, opts.mountPoint);
+  const metricsPort = opts.metricsPort ?? ports.mountMetrics;
+  const cmds = clientCommands(settings, opts.mountPoint, metricsPort);
   const env: V1EnvVar[] = [];
   for (const e of cmds.env) {
     if ("secretKey" in e)
@@ -196,7 +197,7 @@ export function buildMountContainer(settings: JuiceFSSettings, opts: MountContai
         : {}),
       ...(Object.keys(settings.resources.limits).length ? { limits: { ...settings.resources.limits } } : {}),
     },
-    ports: [{ name: "metrics", containerPort: ports.mountMetrics, protocol: "TCP" }],
+    ports: [{ name: opts.metricsPortName ?? "metrics", containerPort: metricsPort, protocol: "TCP" }],
     volumeMounts: [
       {
         name: opts.mountVolumeName ?? mountDirVolumeName,
@@ -239,6 +240,9 @@ export interface SidecarOptions {
    * default defaultProductImage.
    */
   productImage?: string;
+  /** Metrics port and its name: each client sharing the pod's network needs its own (the webhook picks). */
+  metricsPort?: number;
+  metricsPortName?: string;
 }
 
 export interface Sidecar {
@@ -281,6 +285,8 @@ export function buildSidecarContainer(settings: JuiceFSSettings, opts: SidecarOp
     mountRoot,
     mountVolumeName: volumeName,
     ...(hasEnvs ? { envsDir: sidecarEnvsDir } : {}),
+    ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+    ...(opts.metricsPortName !== undefined ? { metricsPortName: opts.metricsPortName } : {}),
   });
   const volumes: V1Volume[] = [
     { name: volumeName, emptyDir: {} },

@@ -48,5 +48,5 @@ export { hostMountPoint, labelValue, mountPodLabels, mountPodName, volumeIdLabel
 export { driverOwnedOptions, parseSizeMiB, validateMountOptions, writebackReason } from "./options.ts";
 export { buildMountPod, mountPodTerminationGraceSeconds } from "./pod.ts";
 export { formatCpu, formatMemory, parseQuantity } from "./quantity.ts";
-export { parseSettings, redacted } from "./settings.ts";
+export { bufferMemoryFit, bufferSizeOf, parseSettings, redacted } from "./settings.ts";
 export * from "./templates.ts";

@@ -33,7 +33,7 @@ import {
 } from "./known-keys.ts";
 import { isDns1123Subdomain, isEnvName, isLabelValue, isQualifiedName, parseStringMap } from "./maps.ts";
 import { metaUrlProblem } from "./metaurl.ts";
-import { normalizeSubdir, type OptionSource, parseMountOptions } from "./options.ts";
+import { normalizeSubdir, type OptionSource, parseMountOptions, parseSizeMiB } from "./options.ts";
 import { formatCpu, formatMemory, parseQuantity } from "./quantity.ts";
 import { fillTemplates } from "./templates.ts";
 
@@ -132,6 +132,45 @@ function sortedRecord(r: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of Object.keys(r).sort()) out[k] = r[k]!;
   return out;
+}
+
+/**
+ * The buffer-size policy (top of this file) for one client: `bufferSizeMiB` (undefined: JuiceFS's
+ * default) against its memory limit; `raise` names the setting that sets the limit (a PV/StorageClass
+ * key, or a pod annotation for sidecars), for the fix. Shared by the settings parser and the webhook
+ * (pod-annotation overrides of a sidecar's memory limit go through the same check).
+ */
+export function bufferMemoryFit(
+  bufferSizeMiB: number | undefined,
+  memoryLimit: string | undefined,
+  raise: string,
+): { error?: string; warning?: string } {
+  const memLimit = memoryLimit === undefined ? undefined : parseQuantity(memoryLimit);
+  if (memLimit === undefined) return {};
+  const limitMiB = memLimit / 2 ** 20;
+  if (bufferSizeMiB !== undefined) {
+    const b = bufferSizeMiB;
+    if (b > limitMiB)
+      return {
+        error: `buffer-size ${b} MiB is above the client's memory limit ${memoryLimit}; the client would be OOM-killed and every app pod would see "transport endpoint is not connected". Lower buffer-size or raise ${raise}`,
+      };
+    if (b > limitMiB * 0.8)
+      return {
+        warning: `buffer-size ${b} MiB is more than 80% of the client's memory limit ${memoryLimit}; the client needs memory beyond its buffer and may be OOM-killed`,
+      };
+    return {};
+  }
+  if (defaultBufferSizeMiB > limitMiB)
+    return {
+      warning: `the memory limit ${memoryLimit} is below JuiceFS's default buffer-size (${defaultBufferSizeMiB} MiB); set a smaller buffer-size mount option or raise ${raise}`,
+    };
+  return {};
+}
+
+/** buffer-size of normalized mount options ("buffer-size=N", see validateMountOptions), in MiB. */
+export function bufferSizeOf(mountOptions: readonly string[]): number | undefined {
+  const o = mountOptions.find((x) => x.startsWith("buffer-size="));
+  return o === undefined ? undefined : parseSizeMiB(o.slice("buffer-size=".length));
 }
 
 export function parseSettings(input: SettingsInput): SettingsResult {
@@ -672,27 +711,9 @@ export function parseSettings(input: SettingsInput): SettingsResult {
   mountOptions.sort();
 
   // buffer-size vs memory limit (see the policy at the top of this file)
-  const memLimit =
-    resources.limits.memory === undefined ? undefined : parseQuantity(resources.limits.memory)!;
-  if (memLimit !== undefined) {
-    const limitMiB = memLimit / 2 ** 20;
-    if (parsed.bufferSizeMiB !== undefined) {
-      const b = parsed.bufferSizeMiB;
-      if (b > limitMiB)
-        err(
-          "mountOptions",
-          `buffer-size=${b}`,
-          `${objectName}: buffer-size ${b} MiB is above the client's memory limit ${resources.limits.memory}; the client would be OOM-killed and every app pod would see "transport endpoint is not connected". Lower buffer-size or raise ${keys.mountMemoryLimit}`,
-        );
-      else if (b > limitMiB * 0.8)
-        warnings.push(
-          `${objectName}: buffer-size ${b} MiB is more than 80% of the client's memory limit ${resources.limits.memory}; the client needs memory beyond its buffer and may be OOM-killed`,
-        );
-    } else if (defaultBufferSizeMiB > limitMiB)
-      warnings.push(
-        `${objectName}: the memory limit ${resources.limits.memory} is below JuiceFS's default buffer-size (${defaultBufferSizeMiB} MiB); set a smaller buffer-size mount option or raise ${keys.mountMemoryLimit}`,
-      );
-  }
+  const fit = bufferMemoryFit(parsed.bufferSizeMiB, resources.limits.memory, keys.mountMemoryLimit);
+  if (fit.error) err("mountOptions", `buffer-size=${parsed.bufferSizeMiB}`, `${objectName}: ${fit.error}`);
+  else if (fit.warning) warnings.push(`${objectName}: ${fit.warning}`);
 
   if (
     edition === "community" &&

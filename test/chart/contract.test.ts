@@ -362,6 +362,22 @@ t.test(
       t.equal(cfg.webhook.mountMode, "sidecar", "mode from the environment the chart sets");
       t.equal(cfg.driver.hostMountRoot ?? paths.hostMountRoot, paths.hostMountRoot);
     }
+    // The per-pod client cap reaches the webhook; the schema refuses what the parser would.
+    const capped = await template([
+      "--set",
+      "webhook.sidecar.maxClientsPerPod=9",
+      "--show-only",
+      "templates/configmap.yaml",
+    ]);
+    const cm = parse(capped.stdout) as { data: Record<string, string> };
+    t.equal(parseConfig(cm.data["config.yaml"]!, {}).webhook.maxClientsPerPod, 9);
+    const zero = await template(["--set", "webhook.sidecar.maxClientsPerPod=0"]);
+    t.not(zero.code, 0, "the schema refuses a cap of 0");
+    t.match(zero.stderr, /maxClientsPerPod/);
+    t.throws(
+      () => parseConfig("webhook: {maxClientsPerPod: 0}"),
+      /webhook\.maxClientsPerPod: 0 is not a whole number from 1 to 64/,
+    );
   },
 );
 

@@ -262,6 +262,7 @@ t.test(
       failurePolicy: "Fail",
       liveReadTimeoutMs: 1000,
       allowClassicSidecar: false,
+      maxClientsPerPod: 4,
     });
     const pod = await cfg(await renderCi("pod-mode-values.yaml"));
     t.same(pod.overrides, { "juicefs/mount-delete-delay": "30s" });

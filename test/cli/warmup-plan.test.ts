@@ -239,6 +239,98 @@ t.test(
   },
 );
 
+t.test(
+  "a claim served by another volume's client (one file system, two directories): found through the record",
+  async (t) => {
+    const ex = (f: string) => readFileSync(join(projectRoot, "examples", f), "utf8");
+    const pvDir = (name: string, dir: string) => ({
+      apiVersion: "v1",
+      kind: "PersistentVolume",
+      metadata: { name },
+      spec: {
+        capacity: { storage: "1Gi" },
+        accessModes: ["ReadWriteMany"],
+        csi: {
+          driver: "csi.juicefs.com",
+          volumeHandle: name,
+          volumeAttributes: { subPath: dir },
+          nodePublishSecretRef: { name: "juicefs-secret", namespace: "default" },
+        },
+      },
+    });
+    const pvcFor = (name: string, pv: string) => ({
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name, namespace: "default" },
+      spec: {
+        accessModes: ["ReadWriteMany"],
+        storageClassName: "",
+        volumeName: pv,
+        resources: { requests: { storage: "1Gi" } },
+      },
+    });
+    const context = [
+      ex("secret.yaml"),
+      stringify(pvDir("pv-a", "team-a")),
+      stringify(pvDir("pv-b", "team-b")),
+      stringify(pvcFor("a", "pv-a")),
+      stringify(pvcFor("b", "pv-b")),
+    ];
+    const pod = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "both", namespace: "default" },
+      spec: {
+        containers: [
+          {
+            name: "app",
+            image: "busybox",
+            volumeMounts: [
+              { name: "a", mountPath: "/a" },
+              { name: "b", mountPath: "/b" },
+            ],
+          },
+        ],
+        volumes: [
+          { name: "a", persistentVolumeClaim: { claimName: "a" } },
+          { name: "b", persistentVolumeClaim: { claimName: "b" } },
+        ],
+      },
+    };
+    const r = await injectOffline({ pods: stringify(pod), context, output: "json" });
+    t.ok(r.ok, r.output);
+    const injected = JSON.parse(r.output) as k8s.V1Pod;
+    const sidecars = injected.spec!.initContainers!.filter((c) => c.restartPolicy === "Always");
+    t.equal(sidecars.length, 1, "one client for both claims");
+    injected.spec!.nodeName = "node-1";
+    injected.status = {
+      phase: "Running",
+      initContainerStatuses: [
+        {
+          name: sidecars[0]!.name,
+          ready: true,
+          restartCount: 0,
+          image: "",
+          imageID: "",
+          state: { running: {} },
+        },
+      ],
+    };
+    const b = findClients({
+      volumeId: "pv-b",
+      subPath: "team-b",
+      mountPods: [],
+      appPods: [injected],
+    }).clients;
+    t.same(
+      b.map((c) => [c.container, c.volumeRoot]),
+      [[sidecars[0]!.name, "/jfs/pv-a/team-b"]],
+      "claim b is warmed up in a's client, in b's directory",
+    );
+    t.same(Object.fromEntries(appMountsOf("b", "pv-b", [injected])), { "/b": "" });
+  },
+);
+
 t.test("volumePaths: relative to the root; anything that leaves the volume is a usage error", async (t) => {
   const mounts = new Map([["/data", ""]]);
   t.same(volumePaths("pvc/d", [], mounts), [""], "the whole volume");

@@ -5,6 +5,7 @@ import t from "tap";
 import { doctorCommand } from "../../cli/doctor/command.ts";
 import { main } from "../../cli/main.ts";
 import { doctorAccess, doctorSecretAccess } from "../../driver/doctor/access.ts";
+import { injectedVolumesAnnotation } from "../../driver/juicefs/injected.ts";
 import { eventually } from "../kube/cluster.ts";
 import {
   appPod,
@@ -160,6 +161,85 @@ t.test("18. sidecar not injected: namespace not labelled", async (t) => {
   } finally {
     await admission.deleteMutatingWebhookConfiguration({ name: "juicefs-csi-webhook" });
   }
+});
+
+t.test("18b. injected sidecar cannot pull its image: found through the webhook's record", async (t) => {
+  // After injection the pod's claim volume is an emptyDir; only the webhook's record names the claim.
+  const s = await scenario(f, "s18b", {});
+  const image = "juicedata/mount:ce-v9.9.8";
+  f.c.kubelet.failImagePull(
+    image,
+    `rpc error: code = NotFound desc = failed to pull and unpack image "docker.io/${image}": not found`,
+  );
+  const sidecar = "juicefs-mount-data";
+  await f.c.core.createNamespacedPod({
+    namespace: s.ns,
+    body: {
+      metadata: {
+        name: "app",
+        labels: { "done.sidecar.juicefs.com/inject": "true" },
+        annotations: {
+          [injectedVolumesAnnotation]: JSON.stringify({
+            data: { subPath: s.pv, container: sidecar, claim: "data" },
+          }),
+        },
+      },
+      spec: {
+        nodeName: "node-1",
+        initContainers: [
+          {
+            name: sidecar,
+            image,
+            restartPolicy: "Always",
+            securityContext: { privileged: true },
+            volumeMounts: [{ name: "data", mountPath: "/jfs", mountPropagation: "Bidirectional" }],
+          },
+        ],
+        containers: [
+          {
+            name: "app",
+            image: "registry.k8s.io/pause:3.10",
+            volumeMounts: [
+              { name: "data", mountPath: "/data", subPath: s.pv, mountPropagation: "HostToContainer" },
+            ],
+          },
+        ],
+        volumes: [{ name: "data", emptyDir: {} }],
+      },
+    },
+  });
+  await eventually(
+    "sidecar ImagePullBackOff",
+    async () =>
+      (await podStatus(f, s.ns, "app"))?.status?.initContainerStatuses?.[0]?.state?.waiting?.reason ===
+      "ImagePullBackOff",
+  );
+  await admission.createMutatingWebhookConfiguration({
+    body: {
+      metadata: { name: "juicefs-csi-webhook" },
+      webhooks: [
+        {
+          name: "mutate-pod.csi.juicefs.com",
+          admissionReviewVersions: ["v1"],
+          sideEffects: "None",
+          clientConfig: { url: "https://127.0.0.1:1/mutate-pod" },
+        },
+      ],
+    },
+  });
+  await f.c.core.patchNamespace(
+    { name: s.ns, body: { metadata: { labels: { "juicefs.com/enable-injection": "true" } } } },
+    (await import("@kubernetes/client-node")).setHeaderOptions(
+      "Content-Type",
+      "application/merge-patch+json",
+    ),
+  );
+  const d = await doctor("pod/app", s.ns, { mountMode: "sidecar" }).finally(() =>
+    admission.deleteMutatingWebhookConfiguration({ name: "juicefs-csi-webhook" }),
+  );
+  t.equal(d.firstBroken?.code, "image-pull-failed", JSON.stringify(d.firstBroken));
+  t.equal(d.firstBroken?.id, "sidecar");
+  t.ok(link(d, "pvc"), "the claim behind the emptyDir is checked");
 });
 
 t.test("19. Mount Pod waiting for its delete delay", async (t) => {

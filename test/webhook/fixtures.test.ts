@@ -98,10 +98,16 @@ function checkInvariants(t: Tap, fx: Fixture, original: Obj, mutated: Obj) {
   t.ok(sidecars.length > 0, "at least one sidecar");
   const native = fx.native ?? true;
   if (native) {
+    // First, or right after a native istio-proxy (the client needs the mesh up).
+    const proxy = (original.spec.initContainers ?? []).findIndex(
+      (c: Obj) => c.name === "istio-proxy" && c.restartPolicy === "Always",
+    );
     t.same(
-      spec.initContainers.slice(0, sidecars.length),
+      spec.initContainers.slice(proxy + 1, proxy + 1 + sidecars.length),
       sidecars,
-      "native sidecars come first in initContainers",
+      proxy >= 0
+        ? "native sidecars right after the native istio-proxy"
+        : "native sidecars come first in initContainers",
     );
     for (const s of sidecars) t.equal(s.restartPolicy, "Always", `${s.name}: restartPolicy Always`);
     for (const s of sidecars) t.ok(s.startupProbe, `${s.name}: startup probe holds what follows`);

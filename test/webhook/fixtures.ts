@@ -142,6 +142,9 @@ export const cluster: unknown[] = [
   pv("jfs-team-a", { secret: { name: "juicefs-secret", namespace: "team-a" } }),
   pv("jfs-plain", { secret: { name: "juicefs-secret", namespace: "plain" } }),
   pv("ebs-pv-1", { driver: "ebs.csi.aws.com", secret: null }),
+  // One file system, two directories, the same settings: one client serves both.
+  pv("jfs-dir-a", { attributes: { subPath: "dir-a" } }),
+  pv("jfs-dir-b", { attributes: { subPath: "dir-b" } }),
   pvc("default", "data-1", { volumeName: "jfs-pv-1" }),
   pvc("default", "data-2", { volumeName: "jfs-pv-2" }),
   pvc("default", "data-3", { volumeName: "jfs-pv-3" }),
@@ -166,6 +169,8 @@ export const cluster: unknown[] = [
     volumeName: "jfs-pv-1",
     annotations: { "juicefs/mount-cpu-limit": "lots" },
   }),
+  pvc("default", "dir-a", { volumeName: "jfs-dir-a" }),
+  pvc("default", "dir-b", { volumeName: "jfs-dir-b" }),
   pvc("team-a", "data-1", { volumeName: "jfs-team-a" }),
   pvc("plain", "data-1", { volumeName: "jfs-plain" }),
 ];
@@ -289,6 +294,9 @@ const f = (
 const classic = { native: false } as const;
 /** Every classic injection carries the risk warning (webhook.sidecar.allowClassic accepted it). */
 const classicRisk = /classic sidecar: if the JuiceFS client fails to start/;
+/** Istio's proxy starts after the client: the client runs in the proxy's group, outside the redirect. */
+const istioBypass =
+  /Istio: istio-proxy starts after juicefs-mount-data, so the JuiceFS client runs with group 1337/;
 const podMode = { mode: "pod" } as const;
 
 const r = (p: unknown, o?: ReviewOptions) => podReview(p, o);
@@ -625,6 +633,48 @@ export const fixtures: Fixture[] = [
     patched(),
   ),
 
+  f(
+    "shared-client",
+    "two volumes of one file system with the same settings, in different directories: one client",
+    r(
+      pod({
+        containers: [
+          container("app", [mount("a", "/a"), mount("b", "/b", { subPath: "x" })]),
+          container("worker", [mount("b", "/b")]),
+        ],
+        volumes: [claimVolume("a", "dir-a"), claimVolume("b", "dir-b")],
+      }),
+    ),
+    patched(),
+  ),
+  f(
+    "metrics-ports",
+    "three clients next to an app that serves on 9568: 9567, 9569, 9570",
+    r(
+      threePvcs({
+        containers: [
+          {
+            ...container("app", [mount("a", "/a"), mount("b", "/b"), mount("c", "/c")]),
+            ports: [{ name: "http", containerPort: 9568 }],
+          },
+        ],
+      }),
+    ),
+    patched(),
+  ),
+  f(
+    "metrics-port-annotation",
+    "juicefs.com/sidecar-metrics-port moves the first port",
+    r(onePvc("data-1", {}, { annotations: { "juicefs.com/sidecar-metrics-port": "19567" } })),
+    patched(),
+  ),
+  f(
+    "metrics-port-annotation-bad",
+    "a metrics port that is not one",
+    r(onePvc("data-1", {}, { annotations: { "juicefs.com/sidecar-metrics-port": "80" } })),
+    refused(/annotation juicefs\.com\/sidecar-metrics-port: "80" is not a port from 1024 to 65535/),
+  ),
+
   // --- subPath
   f(
     "subpath",
@@ -808,7 +858,7 @@ export const fixtures: Fixture[] = [
         { annotations: { "sidecar.istio.io/status": '{"containers":["istio-proxy"]}' } },
       ),
     ),
-    patched(),
+    patched([istioBypass]),
   ),
   f(
     "istio-sidecar-classic",
@@ -819,7 +869,7 @@ export const fixtures: Fixture[] = [
         volumes: [claimVolume("data", "data-1"), { name: "istio-envoy", emptyDir: { medium: "Memory" } }],
       }),
     ),
-    patched([classicRisk]),
+    patched([classicRisk, istioBypass]),
     classic,
   ),
   f(
@@ -832,7 +882,7 @@ export const fixtures: Fixture[] = [
         volumes: [claimVolume("data", "data-1"), { name: "istio-envoy", emptyDir: { medium: "Memory" } }],
       }),
     ),
-    patched(),
+    patched([/Istio: juicefs-mount-data placed after istio-proxy \(a native sidecar\)/]),
   ),
   f(
     "container-name-taken",
@@ -871,11 +921,16 @@ export const fixtures: Fixture[] = [
   // --- host network, restart policy
   f(
     "host-network",
-    "hostNetwork pod: the client declares no port (it would take a host port)",
+    "hostNetwork pod: the client's metrics port is a declared host port (the scheduler keeps clashes off a node)",
     r(onePvc("data-1", { hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" })),
-    patched(),
+    patched([/hostNetwork: juicefs-mount-data serves metrics on host port 9567/]),
   ),
-  f("host-network-three", "hostNetwork with three clients", r(threePvcs({ hostNetwork: true })), patched()),
+  f(
+    "host-network-three",
+    "hostNetwork with three clients: 9567, then past the node plugin's 9568",
+    r(threePvcs({ hostNetwork: true })),
+    patched([/on host port 9567/, /on host port 9569/, /on host port 9570/]),
+  ),
   f(
     "job-classic",
     "restartPolicy Never without native sidecars: refused, the pod could never complete",
@@ -932,6 +987,40 @@ export const fixtures: Fixture[] = [
     "a sidecar annotation that is not a quantity",
     r(onePvc("data-1", {}, { annotations: { "juicefs.com/sidecar-memory-limit": "lots" } })),
     refused(/annotation juicefs\.com\/sidecar-memory-limit: "lots" is not a Kubernetes quantity/),
+  ),
+  f(
+    "sidecar-memory-below-buffer",
+    "an annotation memory limit below the volume's buffer-size (512 MiB): refused as a PV's would be",
+    r(
+      pod(
+        { containers: [container("app", [mount("d", "/d")])], volumes: [claimVolume("d", "data-2")] },
+        {
+          annotations: {
+            "juicefs.com/sidecar-memory-request": "128Mi",
+            "juicefs.com/sidecar-memory-limit": "256Mi",
+          },
+        },
+      ),
+    ),
+    refused(
+      /PVC default\/data-2: buffer-size 512 MiB is above the client's memory limit 256Mi.*raise juicefs\.com\/sidecar-memory-limit/,
+    ),
+  ),
+  f(
+    "sidecar-memory-near-buffer",
+    "an annotation memory limit just above the buffer-size: allowed with the 80% warning",
+    r(
+      pod(
+        { containers: [container("app", [mount("d", "/d")])], volumes: [claimVolume("d", "data-2")] },
+        {
+          annotations: {
+            "juicefs.com/sidecar-memory-request": "512Mi",
+            "juicefs.com/sidecar-memory-limit": "600Mi",
+          },
+        },
+      ),
+    ),
+    patched([/buffer-size 512 MiB is more than 80% of the client's memory limit 600Mi/]),
   ),
   f(
     "sidecar-request-above-limit",

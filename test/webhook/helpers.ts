@@ -256,6 +256,8 @@ export interface TestServerOptions {
   certs?: TestCerts;
   failurePolicy?: { mutate: "Fail" | "Ignore"; validate: "Fail" | "Ignore" };
   maxInFlightBytes?: number;
+  /** webhook.maxClientsPerPod (default the product's). */
+  maxClientsPerPod?: number;
 }
 
 /** The real fastify server with guarded handlers and an in-memory cluster; for app.inject(). */
@@ -263,7 +265,12 @@ export async function testServer(objects: unknown[], o: TestServerOptions = {}):
   const mode = o.mode ?? "sidecar";
   const config: WebhookConfig = {
     driver: {},
-    webhook: { ...defaultWebhookSettings, mountMode: mode, allowClassicSidecar: o.allowClassic ?? true },
+    webhook: {
+      ...defaultWebhookSettings,
+      mountMode: mode,
+      allowClassicSidecar: o.allowClassic ?? true,
+      ...(o.maxClientsPerPod ? { maxClientsPerPod: o.maxClientsPerPod } : {}),
+    },
   };
   const lookup = o.lookup ?? new MemoryLookup(structuredClone(objects));
   const registry = createRegistry({ defaultMetrics: false });

@@ -80,7 +80,7 @@ t.test("memoized sidecars are built once per settings and names", async (t) => {
     const annotations = (fx.review as Obj).request?.object?.metadata?.annotations ?? {};
     return (
       (first[i] as Obj).response?.patch &&
-      Object.keys(annotations).some((k) => k.startsWith("juicefs.com/sidecar-"))
+      Object.keys(annotations).some((k) => /^juicefs\.com\/sidecar-(cpu|memory)-/.test(k))
     );
   });
   t.ok(annotated.length > 0, `${annotated.length} fixtures with sidecar resource annotations`);
