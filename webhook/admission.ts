@@ -202,6 +202,14 @@ export function reviewUid(body: unknown): string | undefined {
 export function jsonDeeperThan(text: string, max: number): boolean {
   // Each level takes at least one byte: a short text cannot be too deep.
   if (text.length <= max) return false;
+  // Nor one with at most `max` opening brackets (counted natively with indexOf, in or out of strings:
+  // an upper bound). Reviews of ordinary pods have a few hundred at most: no scan of every character.
+  let opens = 0;
+  for (const ch of ["{", "["]) {
+    for (let i = text.indexOf(ch); i >= 0 && opens <= max; i = text.indexOf(ch, i + 1)) opens++;
+    if (opens > max) break;
+  }
+  if (opens <= max) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {

@@ -169,16 +169,28 @@ export async function buildServer(opts: ServerOptions): Promise<WebhookServer> {
     held.delete(req);
     budget.release(n);
   };
-  app.addHook("preParsing", async (req, _reply, payload) => {
-    if (req.method !== "POST") return payload;
+  // Callback hooks, not async ones: with the budget free (the steady state) the request goes on in the
+  // same tick, without a promise per hook per request (measured on the fast path, see the bench).
+  app.addHook("preParsing", (req, _reply, payload, done) => {
+    if (req.method !== "POST") return done(null, payload);
     const declared = Number(req.headers["content-length"]);
     const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, bodyLimit) : bodyLimit;
-    await budget.acquire(bytes);
-    held.set(req, bytes);
-    return payload;
+    const wait = budget.acquire(bytes);
+    const go = () => {
+      held.set(req, bytes);
+      done(null, payload);
+    };
+    if (wait) wait.then(go);
+    else go();
   });
-  app.addHook("onResponse", async (req) => giveBack(req));
-  app.addHook("onRequestAbort", async (req) => giveBack(req));
+  app.addHook("onResponse", (req, _reply, done) => {
+    giveBack(req);
+    done();
+  });
+  app.addHook("onRequestAbort", (req, done) => {
+    giveBack(req);
+    done();
+  });
 
   app.setErrorHandler((err: { statusCode?: number; message?: string; code?: string }, req, reply) => {
     const status = typeof err.statusCode === "number" && err.statusCode >= 400 ? err.statusCode : 500;
