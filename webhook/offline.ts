@@ -173,7 +173,9 @@ export async function validateOffline(input: { manifests: string }): Promise<Off
       ok = false;
       for (const e of errors) lines.push(`invalid  ${id}: ${e}`);
     } else lines.push(`valid    ${id}`);
-    for (const w of warnings) lines.push(`warning  ${id}: ${w}`);
+    // Warnings that already start with the object's name (the webhook's) are not prefixed twice.
+    for (const w of warnings)
+      lines.push(`warning  ${id}: ${w.startsWith(`${id}: `) ? w.slice(id.length + 2) : w}`);
     allWarnings.push(...warnings);
   }
   if (objects.length === 0) lines.push("no objects found");

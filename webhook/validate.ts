@@ -219,6 +219,12 @@ function validateSC(sc: V1StorageClass, id: string, deps: ValidateDeps): Verdict
     warnings.push(
       `${id}: in sidecar mode the Secret must be in each pod's namespace; only pods in "${secretNs}" can use this class (set ${keys.nodePublishSecretNamespace}: "\${pvc.namespace}")`,
     );
+  // Allowed (the class is right for Mount Pod mode), but in sidecar mode its claims can never bind:
+  // resolve.ts refuses pods of unbound claims. Kept short: the API server truncates long warnings.
+  if (deps.mountMode === "sidecar" && sc.volumeBindingMode === "WaitForFirstConsumer")
+    warnings.push(
+      `${id}: volumeBindingMode WaitForFirstConsumer never works in sidecar mode (pods are refused until their claim is bound; its claims wait for a scheduled pod); use Immediate (recreate the class) or mountMode: pod`,
+    );
   if (!p[keys.provisionerSecretName] || !p[keys.provisionerSecretNamespace])
     warnings.push(
       `${id}: parameters ${keys.provisionerSecretName}/${keys.provisionerSecretNamespace} are not set: dynamic provisioning cannot create the volume's directory`,

@@ -147,6 +147,33 @@ t.test("rendered matchConditions scope every webhook to what it can judge", asyn
   });
 });
 
+t.test(
+  "sidecar mode: a WaitForFirstConsumer StorageClass of ours reaches the webhook (to be warned about)",
+  async (t) => {
+    const v = webhooks(await renderCi("sidecar-mode-values.yaml")).find(
+      (w) => w.name === "validate-storageclass.csi.juicefs.com",
+    );
+    if (!v) throw new Error("validate-storageclass is not rendered in sidecar mode");
+    const rules = (v as unknown as { rules: { resources: string[]; operations: string[] }[] }).rules;
+    t.same(rules[0]?.resources, ["storageclasses"]);
+    t.same(rules[0]?.operations, ["CREATE", "UPDATE"]);
+    const sc = {
+      apiVersion: "storage.k8s.io/v1",
+      kind: "StorageClass",
+      metadata: { name: "juicefs-wffc" },
+      provisioner: driverName,
+      parameters: { "csi.storage.k8s.io/node-publish-secret-name": "s" },
+      reclaimPolicy: "Delete",
+      volumeBindingMode: "WaitForFirstConsumer",
+    };
+    t.ok(calls(v, "CREATE", sc), "CREATE is sent");
+    t.ok(
+      calls(v, "UPDATE", { ...sc, metadata: { ...sc.metadata, labels: { a: "b" } } }, sc),
+      "UPDATE is sent",
+    );
+  },
+);
+
 t.test("the objectSelector no longer hides injected pods from reinvocation", async (t) => {
   const [m] = ofKind(await render([]), "MutatingWebhookConfiguration").flatMap(
     (o) => (o as unknown as { webhooks: (Webhook & { objectSelector: unknown })[] }).webhooks,

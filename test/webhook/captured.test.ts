@@ -170,3 +170,19 @@ t.test(
     checkInjected(t, pod, "after reinvocation");
   },
 );
+
+t.test(
+  "the real WaitForFirstConsumer StorageClass (sidecar-mode chart) is now admitted with a warning",
+  async (t) => {
+    // Captured before this warning existed: allowed, no warnings. The class is valid for Mount Pod
+    // mode, so it stays allowed; in sidecar mode (these captures) the webhook now says why it cannot work.
+    const c = captures.find((c) => /validate-create-storageclass-juicefs-wffc/.test(c.file))!;
+    t.equal(c.review.request.object.volumeBindingMode, "WaitForFirstConsumer");
+    t.notOk(c.answered.response.warnings, "no warning when captured");
+    const { review } = await replay(c);
+    t.equal(review.response.allowed, true);
+    t.match(review.response.warnings, [
+      /^StorageClass juicefs-wffc: volumeBindingMode WaitForFirstConsumer never works in sidecar mode .*Immediate.*mountMode: pod$/,
+    ]);
+  },
+);

@@ -173,6 +173,27 @@ t.test("validate: ok for the examples, refuses writeback naming the field", asyn
 t.test("offline functions directly", async (t) => {
   const r = await validateOffline({ manifests: "" });
   t.match(r, { ok: true, output: /no objects found/ });
+  const wffc = await validateOffline({
+    manifests: [
+      "apiVersion: storage.k8s.io/v1",
+      "kind: StorageClass",
+      "metadata: {name: juicefs-wffc}",
+      "provisioner: csi.juicefs.com",
+      "parameters:",
+      "  csi.storage.k8s.io/node-publish-secret-name: juicefs-secret",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a provisioner template
+      '  csi.storage.k8s.io/node-publish-secret-namespace: "${pvc.namespace}"',
+      "  csi.storage.k8s.io/provisioner-secret-name: juicefs-secret",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a provisioner template
+      '  csi.storage.k8s.io/provisioner-secret-namespace: "${pvc.namespace}"',
+      "volumeBindingMode: WaitForFirstConsumer",
+    ].join("\n"),
+  });
+  t.equal(wffc.ok, true, "a WaitForFirstConsumer class is valid (Mount Pod mode can use it)");
+  t.match(
+    wffc.output,
+    /valid {4}StorageClass juicefs-wffc\nwarning {2}StorageClass juicefs-wffc: volumeBindingMode WaitForFirstConsumer never works in sidecar mode .*use Immediate/,
+  );
   const list = await injectOffline({
     pods: JSON.stringify({
       apiVersion: "v1",

@@ -181,6 +181,68 @@ t.test("StorageClasses of this driver", async (t) => {
   });
 });
 
+t.test(
+  "sidecar mode: a StorageClass with volumeBindingMode WaitForFirstConsumer is warned about",
+  async (t) => {
+    const sc = (volumeBindingMode?: string, provisioner = "csi.juicefs.com") => ({
+      apiVersion: "storage.k8s.io/v1",
+      kind: "StorageClass",
+      metadata: { name: "jfs-wffc", uid: "f4d90bbb-4ed9-40f1-91f6-90fffc8380b9" },
+      provisioner,
+      parameters: {
+        "csi.storage.k8s.io/provisioner-secret-name": "s",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a provisioner template
+        "csi.storage.k8s.io/provisioner-secret-namespace": "${pvc.namespace}",
+        "csi.storage.k8s.io/node-publish-secret-name": "s",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a provisioner template
+        "csi.storage.k8s.io/node-publish-secret-namespace": "${pvc.namespace}",
+      },
+      reclaimPolicy: "Delete",
+      // The API server defaults it to Immediate before admission: a stored class always has it.
+      ...(volumeBindingMode ? { volumeBindingMode } : {}),
+    });
+    const wffc =
+      /^StorageClass jfs-wffc: volumeBindingMode WaitForFirstConsumer never works in sidecar mode \(pods are refused until their claim is bound; its claims wait for a scheduled pod\); use Immediate \(recreate the class\) or mountMode: pod$/;
+    const created = await validate(sc("WaitForFirstConsumer"));
+    t.match(
+      created,
+      { allowed: true, warnings: [wffc] },
+      "CREATE: allowed (valid in Mount Pod mode), warned",
+    );
+    t.equal(created.warnings?.length, 1, "only that warning");
+    const updated = await validate(sc("WaitForFirstConsumer"), "UPDATE");
+    t.match(
+      updated,
+      { allowed: true, warnings: [wffc] },
+      "UPDATE (labels etc.): still allowed, still warned",
+    );
+    for (const mode of ["Immediate", undefined])
+      t.notOk(
+        (await validate(sc(mode))).warnings?.length,
+        `volumeBindingMode ${mode ?? "unset"}: no warning`,
+      );
+    t.notOk(
+      (await validate(sc("WaitForFirstConsumer", "ebs.csi.aws.com"))).warnings?.length,
+      "another provisioner's class is not ours",
+    );
+
+    // Mount Pod mode: the claim binds when the pod is scheduled and the node plugin mounts it; fine.
+    const podMode = await testServer(cluster, { mode: "pod" });
+    t.teardown(() => podMode.close());
+    const res = await podMode.inject({
+      method: "POST",
+      url: "/validate",
+      payload: podReview(sc("WaitForFirstConsumer"), {
+        kind: { group: "storage.k8s.io", version: "v1", kind: "StorageClass" },
+        resource: { group: "storage.k8s.io", version: "v1", resource: "storageclasses" },
+      }),
+    });
+    const r = (res.json() as AdmissionReviewResponse).response;
+    t.equal(r.allowed, true);
+    t.notOk(r.warnings?.length, "mountMode pod: no warning");
+  },
+);
+
 t.test("PVCs and pods", async (t) => {
   const pvc = (annotations: Record<string, string>, storageClassName = "juicefs-sc") => ({
     apiVersion: "v1",
