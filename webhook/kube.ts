@@ -21,6 +21,7 @@ import {
   CachedLookup,
   type ClusterLookup,
   LookupError,
+  type LookupKind,
   type ObjectStore,
   type V1Namespace,
   type V1PersistentVolume,
@@ -35,6 +36,8 @@ export interface KubeLookupOptions {
   secretEvictMs: number;
   /** Watch Namespaces (their injection label); off when the webhook does not check it. */
   watchNamespaces: boolean;
+  /** How long a name found absent is remembered at most (CachedLookupOptions.absentTtlMs). */
+  absentTtlMs?: number;
   /** Watch Nodes (their kubelet versions decide native sidecars); onNodesChange after each change. */
   watchNodes?: boolean;
   onNodesChange?: () => void;
@@ -108,13 +111,18 @@ export function createKubeLookup(kc: KubeConfig, opts: KubeLookupOptions): KubeL
   const restartDelay = opts.restartDelayMs ?? 5000;
   let stopped = false;
   const informers: { name: string; listed: boolean; inf: ReturnType<typeof makeInformer> }[] = [];
+  // The informers tell the lookup what they store, so that it forgets names it remembered as absent.
+  let lookup: CachedLookup | undefined;
 
   function informer<T extends KubernetesObject>(
     name: string,
     path: string,
     list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>,
-  ): ObjectStore<T> {
+    kind?: LookupKind,
+  ): ObjectStore<T> & { on(ev: string, cb: () => void): void } {
     const entry = { name, listed: false, inf: undefined as unknown as ReturnType<typeof makeInformer> };
+    // ListWatch emits "error" when a list or watch fails (and stops), "connect" when it starts again.
+    let failing = false;
     const inf = makeInformer<T>(kc, path, async () => {
       const l = await list();
       entry.listed = true;
@@ -123,6 +131,8 @@ export function createKubeLookup(kc: KubeConfig, opts: KubeLookupOptions): KubeL
     entry.inf = inf as unknown as ReturnType<typeof makeInformer>;
     // ListWatch does not restart itself after an error: do it here, after a pause.
     inf.on("error", (err: unknown) => {
+      failing = true;
+      if (kind) lookup?.relisted(kind);
       if (stopped) return;
       opts.log?.warn(
         { err: String((err as Error)?.message ?? err), informer: name },
@@ -132,23 +142,52 @@ export function createKubeLookup(kc: KubeConfig, opts: KubeLookupOptions): KubeL
         if (!stopped) inf.start().catch(() => {});
       }, restartDelay).unref();
     });
+    inf.on("connect", () => {
+      failing = false;
+    });
+    if (kind) {
+      // A relist reports what it stores as add/update too.
+      const seen = (o: T) => lookup?.observed(kind, o.metadata?.namespace, o.metadata?.name);
+      inf.on("add", seen);
+      inf.on("update", seen);
+    }
     informers.push(entry);
-    return inf as unknown as ObjectStore<T>;
+    const store = inf as unknown as ObjectStore<T>;
+    return {
+      get: (n, ns) => store.get(n, ns),
+      list: (ns) => store.list(ns),
+      fresh: () => entry.listed && !failing && !stopped,
+      on: (ev, cb) => inf.on(ev as never, cb),
+    };
   }
 
   const stores = {
-    pvc: informer<V1PersistentVolumeClaim>("persistentvolumeclaims", "/api/v1/persistentvolumeclaims", () =>
-      core.listPersistentVolumeClaimForAllNamespaces(),
+    pvc: informer<V1PersistentVolumeClaim>(
+      "persistentvolumeclaims",
+      "/api/v1/persistentvolumeclaims",
+      () => core.listPersistentVolumeClaimForAllNamespaces(),
+      "pvc",
     ),
-    pv: informer<V1PersistentVolume>("persistentvolumes", "/api/v1/persistentvolumes", () =>
-      core.listPersistentVolume(),
+    pv: informer<V1PersistentVolume>(
+      "persistentvolumes",
+      "/api/v1/persistentvolumes",
+      () => core.listPersistentVolume(),
+      "pv",
     ),
-    storageClass: informer<V1StorageClass>("storageclasses", "/apis/storage.k8s.io/v1/storageclasses", () =>
-      storage.listStorageClass(),
+    storageClass: informer<V1StorageClass>(
+      "storageclasses",
+      "/apis/storage.k8s.io/v1/storageclasses",
+      () => storage.listStorageClass(),
+      "storageClass",
     ),
     ...(opts.watchNamespaces
       ? {
-          namespace: informer<V1Namespace>("namespaces", "/api/v1/namespaces", () => core.listNamespace()),
+          namespace: informer<V1Namespace>(
+            "namespaces",
+            "/api/v1/namespaces",
+            () => core.listNamespace(),
+            "namespace",
+          ),
         }
       : {}),
   };
@@ -157,14 +196,14 @@ export function createKubeLookup(kc: KubeConfig, opts: KubeLookupOptions): KubeL
     : undefined;
   if (nodeStore && opts.onNodesChange) {
     const changed = opts.onNodesChange;
-    const inf = nodeStore as unknown as { on(ev: string, cb: () => void): void };
-    for (const ev of ["add", "update", "delete", "connect"]) inf.on(ev, changed);
+    for (const ev of ["add", "update", "delete", "connect"]) nodeStore.on(ev, changed);
   }
-  const lookup = new CachedLookup({
+  lookup = new CachedLookup({
     stores,
     live: liveLookup(kc, opts.liveReadTimeoutMs),
     secretRefreshMs: opts.secretRefreshMs,
     secretEvictMs: opts.secretEvictMs,
+    ...(opts.absentTtlMs !== undefined ? { absentTtlMs: opts.absentTtlMs } : {}),
   });
   return {
     lookup,

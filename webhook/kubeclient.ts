@@ -10,7 +10,13 @@ import { readFileSync, statSync } from "node:fs";
 import { Agent, request } from "node:https";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { CachedLookup, type ClusterLookup, LookupError, type ObjectStore } from "./lookup.ts";
+import {
+  CachedLookup,
+  type ClusterLookup,
+  LookupError,
+  type LookupKind,
+  type ObjectStore,
+} from "./lookup.ts";
 
 export interface ClusterAccess {
   /** API server base URL, e.g. https://10.96.0.1:443 */
@@ -337,18 +343,30 @@ export class Informer<T extends KObj> implements ObjectStore<T> {
   private readonly onChange: (() => void) | undefined;
   /** What is kept of each object (default: all but managedFields). */
   private readonly shape: (o: T) => T;
+  /** Called for each object an ADDED/MODIFIED event stores, and after each list replaced the store. */
+  private readonly onObject: ((o: T) => void) | undefined;
+  private readonly onList: (() => void) | undefined;
   synced = false;
+  /** The loop failed and waits to retry: events may be missed until the watch resumes. */
+  private failing = false;
 
   constructor(
     client: KubeClient,
     path: string,
     onError?: (err: unknown) => void,
-    opts: { onChange?: () => void; shape?: (o: T) => T } = {},
+    opts: {
+      onChange?: () => void;
+      shape?: (o: T) => T;
+      onObject?: (o: T) => void;
+      onList?: () => void;
+    } = {},
   ) {
     this.client = client;
     this.path = path;
     this.onError = onError;
     this.onChange = opts.onChange;
+    this.onObject = opts.onObject;
+    this.onList = opts.onList;
     this.shape = opts.shape ?? slim;
     let resolve: () => void = () => {};
     const promise = new Promise<void>((r) => {
@@ -367,6 +385,11 @@ export class Informer<T extends KObj> implements ObjectStore<T> {
 
   get size(): number {
     return this.objects.size;
+  }
+
+  /** Listed, and the watch is not in a failure's backoff (a resumed watch replays what it missed). */
+  fresh(): boolean {
+    return this.synced && !this.failing && !this.stopped;
   }
 
   /** Starts the loop; resolves after the first successful list (or on stop). */
@@ -392,19 +415,24 @@ export class Informer<T extends KObj> implements ObjectStore<T> {
           const next = new Map<string, T>();
           for (const o of l.items) next.set(keyOf(o), this.shape(o as T));
           this.objects = next;
+          this.onList?.();
           this.onChange?.();
           rv = l.metadata?.resourceVersion ?? "";
           this.synced = true;
           this.firstList.resolve();
         }
+        this.failing = false;
         rv = await this.client.watch(
           this.path,
           rv,
           (type, obj) => {
             // A change is a new object, never an edit of the stored one: the mutate handler
             // remembers settings by object identity (resolve.ts SettingsMemo; test/webhook/kube.test.ts).
-            if (type === "ADDED" || type === "MODIFIED") this.objects.set(keyOf(obj), this.shape(obj as T));
-            else if (type === "DELETED") this.objects.delete(keyOf(obj));
+            if (type === "ADDED" || type === "MODIFIED") {
+              const o = this.shape(obj as T);
+              this.objects.set(keyOf(obj), o);
+              this.onObject?.(o);
+            } else if (type === "DELETED") this.objects.delete(keyOf(obj));
             else return;
             this.onChange?.();
           },
@@ -417,6 +445,7 @@ export class Informer<T extends KObj> implements ObjectStore<T> {
           rv = "";
           continue;
         }
+        this.failing = true;
         this.onError?.(err);
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 30_000);
@@ -430,6 +459,8 @@ export interface LeanClusterOptions {
   secretRefreshMs: number;
   secretEvictMs: number;
   watchNamespaces: boolean;
+  /** How long a name found absent is remembered at most (CachedLookupOptions.absentTtlMs). */
+  absentTtlMs?: number;
   /** Watch Nodes (their kubelet versions decide native sidecars); onNodesChange after each change. */
   watchNodes?: boolean;
   onNodesChange?: () => void;
@@ -448,12 +479,17 @@ export function nodeShape<T extends KObj>(o: T): T {
 /** Informers for PVCs, PVs, StorageClasses (and Namespaces) plus live GETs, behind CachedLookup. */
 export function leanCluster(access: ClusterAccess, opts: LeanClusterOptions) {
   const client = new KubeClient(access);
-  const informer = (name: string, path: string) =>
-    new Informer(client, path, (err) => opts.onError?.(name, err));
-  const pvc = informer("persistentvolumeclaims", "/api/v1/persistentvolumeclaims");
-  const pv = informer("persistentvolumes", "/api/v1/persistentvolumes");
-  const sc = informer("storageclasses", "/apis/storage.k8s.io/v1/storageclasses");
-  const ns = opts.watchNamespaces ? informer("namespaces", "/api/v1/namespaces") : undefined;
+  // The informers tell the lookup what they store, so that it forgets names it remembered as absent.
+  let lookup: CachedLookup | undefined;
+  const informer = (name: string, path: string, kind: LookupKind) =>
+    new Informer(client, path, (err) => opts.onError?.(name, err), {
+      onObject: (o) => lookup?.observed(kind, o.metadata?.namespace, o.metadata?.name),
+      onList: () => lookup?.relisted(kind),
+    });
+  const pvc = informer("persistentvolumeclaims", "/api/v1/persistentvolumeclaims", "pvc");
+  const pv = informer("persistentvolumes", "/api/v1/persistentvolumes", "pv");
+  const sc = informer("storageclasses", "/apis/storage.k8s.io/v1/storageclasses", "storageClass");
+  const ns = opts.watchNamespaces ? informer("namespaces", "/api/v1/namespaces", "namespace") : undefined;
   const nodes = opts.watchNodes
     ? new Informer(client, "/api/v1/nodes", (err) => opts.onError?.("nodes", err), {
         ...(opts.onNodesChange ? { onChange: opts.onNodesChange } : {}),
@@ -470,11 +506,12 @@ export function leanCluster(access: ClusterAccess, opts: LeanClusterOptions) {
     secret: (n, name) => client.get(`/api/v1/namespaces/${seg(n)}/secrets/${seg(name)}`, t),
     namespace: (name) => client.get(`/api/v1/namespaces/${seg(name)}`, t),
   };
-  const lookup = new CachedLookup({
+  lookup = new CachedLookup({
     stores: { pvc, pv, storageClass: sc, ...(ns ? { namespace: ns } : {}) } as never,
     live,
     secretRefreshMs: opts.secretRefreshMs,
     secretEvictMs: opts.secretEvictMs,
+    ...(opts.absentTtlMs !== undefined ? { absentTtlMs: opts.absentTtlMs } : {}),
   });
   return {
     lookup,

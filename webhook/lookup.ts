@@ -31,6 +31,12 @@ export class LookupError extends Error {
 export interface ObjectStore<T> {
   get(name: string, namespace?: string): T | undefined;
   list(namespace?: string): ReadonlyArray<T>;
+  /**
+   * True while the store follows the API server (listed, and its watch not failing). Only such a
+   * store lets CachedLookup remember a "not found": the object's creation will reach it as an event.
+   * A store without it never does (every miss is a live read).
+   */
+  fresh?(): boolean;
 }
 
 interface Named {
@@ -107,6 +113,9 @@ export interface LookupStats {
   hits: Record<LookupKind, number>;
   misses: Record<LookupKind, number>;
   errors: Record<LookupKind, number>;
+  /** Misses answered "not found" from memory (no live read), and the names remembered as absent now. */
+  absentHits: Record<LookupKind, number>;
+  absent: Record<LookupKind, number>;
 }
 
 const zero = (): Record<LookupKind, number> => ({ pvc: 0, pv: 0, storageClass: 0, secret: 0, namespace: 0 });
@@ -125,6 +134,14 @@ export interface CachedLookupOptions {
   secretRefreshMs: number;
   /** Secrets unused for this long are dropped. */
   secretEvictMs: number;
+  /**
+   * Names that a live read found absent are remembered (negative cache) while their store is fresh,
+   * until the informer sees them (observed), the store relists (relisted) or this long passed, a
+   * safety net should an event be lost. Default 30 s.
+   */
+  absentTtlMs?: number;
+  /** At most this many absent names are remembered (least recently used dropped). Default 4096. */
+  absentMax?: number;
   now?: () => number;
 }
 
@@ -139,6 +156,14 @@ interface SecretEntry {
  * Informer stores first; a miss (an object created a moment ago, or a store not synced yet) costs one
  * live read. Concurrent misses of the same object share that read.
  *
+ * A name the live read found absent is remembered while its store is fresh (a pod of a Deployment
+ * whose claim is not created yet would otherwise cost one GET per claim per review, for every
+ * replica and retry). That is safe because the store is always asked first: once the informer
+ * delivers the object's ADDED event the store answers it, whatever is remembered; `observed` then
+ * also drops the name. What is remembered is bounded (absentMax, least recently used first out) and
+ * expires (absentTtlMs). A store that is not synced, or whose watch is failing, is not trusted to
+ * deliver that event: its names are forgotten and every miss is a live read again, as without this.
+ *
  * Secrets are not watched: an informer would hold every Secret of the cluster in this process and need
  * list/watch on all of them. Instead the Secrets that pods actually reference are kept in a
  * read-through cache, refreshed in the background (stale-while-revalidate), so steady-state reviews
@@ -149,11 +174,60 @@ export class CachedLookup implements ClusterLookup {
   private readonly now: () => number;
   private readonly secrets = new Map<string, SecretEntry>();
   private readonly inflight = new Map<string, Promise<unknown>>();
-  private readonly counters = { hits: zero(), misses: zero(), errors: zero() };
+  private readonly counters = { hits: zero(), misses: zero(), errors: zero(), absentHits: zero() };
+  /** "kind:ns/name" -> expiry; a Map keeps insertion order, so the first key is the least recently used. */
+  private readonly absent = new Map<string, number>();
+  private readonly absentCount = zero();
+  private readonly absentTtlMs: number;
+  private readonly absentMax: number;
 
   constructor(opts: CachedLookupOptions) {
     this.opts = opts;
     this.now = opts.now ?? Date.now;
+    this.absentTtlMs = opts.absentTtlMs ?? 30_000;
+    this.absentMax = Math.max(0, opts.absentMax ?? 4096);
+  }
+
+  /** The informer delivered this object (added or changed): it is no longer absent. */
+  observed(kind: LookupKind, namespace: string | undefined, name: string | undefined): void {
+    if (name === undefined || this.absent.size === 0) return;
+    this.dropAbsent(`${kind}:${namespace ?? ""}/${name}`, kind);
+  }
+
+  /** The store was replaced by a new list (or cannot be trusted): forget every absent name of the kind. */
+  relisted(kind: LookupKind): void {
+    if (this.absentCount[kind] === 0) return;
+    const prefix = `${kind}:`;
+    for (const k of this.absent.keys()) if (k.startsWith(prefix)) this.absent.delete(k);
+    this.absentCount[kind] = 0;
+  }
+
+  private dropAbsent(k: string, kind: LookupKind): void {
+    if (this.absent.delete(k)) this.absentCount[kind]--;
+  }
+
+  private rememberAbsent(k: string, kind: LookupKind): void {
+    if (this.absentMax === 0) return;
+    this.dropAbsent(k, kind);
+    while (this.absent.size >= this.absentMax) {
+      const oldest = this.absent.keys().next().value as string;
+      this.dropAbsent(oldest, oldest.slice(0, oldest.indexOf(":")) as LookupKind);
+    }
+    this.absent.set(k, this.now() + this.absentTtlMs);
+    this.absentCount[kind]++;
+  }
+
+  /** True when `k` is remembered as absent and not expired (and marks it recently used). */
+  private isAbsent(k: string, kind: LookupKind): boolean {
+    const until = this.absent.get(k);
+    if (until === undefined) return false;
+    this.absent.delete(k);
+    if (this.now() >= until) {
+      this.absentCount[kind]--;
+      return false;
+    }
+    this.absent.set(k, until);
+    return true;
   }
 
   stats(): LookupStats {
@@ -169,6 +243,8 @@ export class CachedLookup implements ClusterLookup {
       hits: { ...this.counters.hits },
       misses: { ...this.counters.misses },
       errors: { ...this.counters.errors },
+      absentHits: { ...this.counters.absentHits },
+      absent: { ...this.absentCount },
     };
   }
 
@@ -184,8 +260,23 @@ export class CachedLookup implements ClusterLookup {
       this.counters.hits[kind]++;
       return hit;
     }
+    const k = `${kind}:${ns}/${name}`;
+    const fresh = store?.fresh?.() === true;
+    if (!fresh) this.relisted(kind);
+    else if (this.isAbsent(k, kind)) {
+      this.counters.absentHits[kind]++;
+      return undefined;
+    }
     this.counters.misses[kind]++;
-    return this.once(`${kind}:${ns}/${name}`, kind, live);
+    if (!fresh) return this.once(k, kind, live);
+    return this.once(k, kind, async () => {
+      const found = await live();
+      // Not remembered when the store stopped following meanwhile, or already holds the object (a
+      // creation that raced the read; its ADDED event came first).
+      if (found === undefined && store?.fresh?.() === true && store.get(name, ns || undefined) === undefined)
+        this.rememberAbsent(k, kind);
+      return found;
+    });
   }
 
   private once<T>(k: string, kind: LookupKind, fn: () => Promise<T>): Promise<T> {

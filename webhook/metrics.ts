@@ -143,7 +143,7 @@ export function createWebhookMetrics(registry: Registry, stats?: () => LookupSta
     });
     new Gauge({
       name: `${p}cache_lookups`,
-      help: "Lookups since start by kind and result (hit: cache, miss: live read, error: live read failed)",
+      help: "Lookups since start by kind and result (hit: cache, miss: live read, error: live read failed, absent: known not to exist, no read)",
       labelNames: ["kind", "result"],
       registers: [registry],
       collect() {
@@ -152,6 +152,7 @@ export function createWebhookMetrics(registry: Registry, stats?: () => LookupSta
           this.set({ kind: k, result: "hit" }, s.hits[k]);
           this.set({ kind: k, result: "miss" }, s.misses[k]);
           this.set({ kind: k, result: "error" }, s.errors[k]);
+          this.set({ kind: k, result: "absent" }, s.absentHits[k]);
         }
       },
     });

@@ -73,6 +73,130 @@ t.test("stores first, one live read per miss, shared by concurrent callers", asy
   t.equal(s.sizes.pvc, 1);
 });
 
+/** A store like an informer's: objects by ns/name, and whether it follows the API server. */
+function informerStore<T>() {
+  const items = new Map<string, T>();
+  const state = { fresh: true };
+  const store: ObjectStore<T> = {
+    get: (name, ns) => items.get(`${ns ?? ""}/${name}`),
+    list: () => [...items.values()],
+    fresh: () => state.fresh,
+  };
+  return { store, items, state };
+}
+
+t.test("a missing PVC is remembered as missing until the informer sees it", async (t) => {
+  let now = 0;
+  const mem = new MemoryLookup();
+  const { l, calls } = live(mem, { delayMs: 10 });
+  const pvcs = informerStore<ReturnType<typeof pvc>>();
+  const lookup = new CachedLookup({
+    stores: { pvc: pvcs.store as never, pv: emptyStore(), storageClass: emptyStore() },
+    live: l,
+    secretRefreshMs: 1000,
+    secretEvictMs: 5000,
+    absentTtlMs: 30_000,
+    absentMax: 3,
+    now: () => now,
+  });
+  const reads = () => calls.filter((c) => c === "pvc default/later").length;
+
+  const first = await Promise.all(Array.from({ length: 5 }, () => lookup.pvc("default", "later")));
+  t.ok(first.every((p) => p === undefined));
+  t.equal(reads(), 1, "five concurrent reviews, one GET");
+  for (let i = 0; i < 20; i++) t.equal(await lookup.pvc("default", "later"), undefined);
+  t.equal(reads(), 1, "twenty more reviews, no GET: remembered as missing");
+  t.match(lookup.stats(), { absentHits: { pvc: 20 }, absent: { pvc: 1 } });
+
+  // Created: the informer's ADDED event puts it in the store and tells the lookup.
+  mem.add(pvc("later"));
+  pvcs.items.set("default/later", pvc("later"));
+  lookup.observed("pvc", "default", "later");
+  t.equal((await lookup.pvc("default", "later"))?.metadata?.name, "later", "seen at once, no TTL wait");
+  t.equal(reads(), 1, "from the store");
+  t.equal(lookup.stats().absent.pvc, 0, "forgotten as absent");
+
+  // The store wins even if the event reaches the store before the lookup hears of it.
+  await lookup.pvc("default", "racy");
+  pvcs.items.set("default/racy", pvc("racy"));
+  t.equal((await lookup.pvc("default", "racy"))?.metadata?.name, "racy", "store first, always");
+
+  // Expiry: the safety net should an event be lost.
+  await lookup.pvc("default", "gone");
+  const g = calls.length;
+  now += 29_999;
+  await lookup.pvc("default", "gone");
+  t.equal(calls.length, g, "within the TTL: no GET");
+  now += 1;
+  await lookup.pvc("default", "gone");
+  t.equal(calls.length, g + 1, "after the TTL: one GET again");
+
+  // Bounded: at most absentMax names, the least recently used dropped first.
+  for (const n of ["a", "b", "c"]) await lookup.pvc("default", n);
+  t.equal(lookup.stats().absent.pvc, 3, "capped at 3");
+  const c = calls.length;
+  await lookup.pvc("default", "gone");
+  t.equal(calls.length, c + 1, "the oldest (gone) was dropped: read again");
+  await lookup.pvc("default", "c");
+  t.equal(calls.length, c + 1, "a recent one is still remembered");
+
+  // A relist replaces the store: every remembered name is forgotten.
+  lookup.relisted("pvc");
+  t.equal(lookup.stats().absent.pvc, 0);
+  await lookup.pvc("default", "c");
+  t.equal(calls.length, c + 2, "after a relist: read again");
+});
+
+t.test("a store that is not synced or whose watch fails: every miss is a live read, as before", async (t) => {
+  const mem = new MemoryLookup();
+  const { l, calls } = live(mem);
+  const pvcs = informerStore<ReturnType<typeof pvc>>();
+  const lookup = new CachedLookup({
+    stores: { pvc: pvcs.store as never, pv: emptyStore(), storageClass: emptyStore() },
+    live: l,
+    secretRefreshMs: 1000,
+    secretEvictMs: 5000,
+  });
+  await lookup.pvc("default", "x");
+  t.equal(lookup.stats().absent.pvc, 1);
+  pvcs.state.fresh = false;
+  await lookup.pvc("default", "x");
+  await lookup.pvc("default", "x");
+  t.equal(calls.length, 3, "one GET per lookup while the store is not fresh");
+  t.equal(lookup.stats().absent.pvc, 0, "and nothing is remembered");
+  pvcs.state.fresh = true;
+  await lookup.pvc("default", "x");
+  await lookup.pvc("default", "x");
+  t.equal(calls.length, 4, "fresh again: remembered again");
+
+  // A read that ends after the store stopped following is not remembered.
+  const slow = live(mem, { delayMs: 30 });
+  const lookup2 = new CachedLookup({
+    stores: { pvc: pvcs.store as never, pv: emptyStore(), storageClass: emptyStore() },
+    live: slow.l,
+    secretRefreshMs: 1000,
+    secretEvictMs: 5000,
+  });
+  const p = lookup2.pvc("default", "y");
+  pvcs.state.fresh = false;
+  await p;
+  pvcs.state.fresh = true;
+  await lookup2.pvc("default", "y");
+  t.equal(slow.calls.length, 2, "not remembered: the watch failed during the read");
+
+  // A store without fresh() (the client-node adapter's before, MemoryLookup-like): never remembered.
+  const plain = new CachedLookup({
+    stores: { pvc: emptyStore(), pv: emptyStore(), storageClass: emptyStore() },
+    live: live(mem).l,
+    secretRefreshMs: 1000,
+    secretEvictMs: 5000,
+  });
+  await plain.pvc("default", "z");
+  await plain.pvc("default", "z");
+  t.equal(plain.stats().misses.pvc, 2);
+  t.equal(plain.stats().absentHits.pvc, 0);
+});
+
 t.test(
   "Secrets: read through, served from memory, refreshed in the background, evicted when unused",
   async (t) => {

@@ -11,6 +11,8 @@ t.test("counts and latency per route and outcome, cumulative buckets", async (t)
     hits: { pvc: 10, pv: 9, storageClass: 8, secret: 7, namespace: 6 },
     misses: { pvc: 1, pv: 0, storageClass: 0, secret: 1, namespace: 0 },
     errors: { pvc: 0, pv: 0, storageClass: 0, secret: 1, namespace: 0 },
+    absentHits: { pvc: 5, pv: 0, storageClass: 0, secret: 0, namespace: 0 },
+    absent: { pvc: 1, pv: 0, storageClass: 0, secret: 0, namespace: 0 },
   }));
   m.observe("mutate", "patched", 0.0007);
   m.observe("mutate", "patched", 0.001);
@@ -48,6 +50,7 @@ t.test("counts and latency per route and outcome, cumulative buckets", async (t)
   line('juicefs_csi_webhook_certificate_reloads_total{result="ok",component="webhook"} 1');
   line('juicefs_csi_webhook_cache_objects{kind="namespace",component="webhook"} 4');
   line('juicefs_csi_webhook_cache_lookups{kind="secret",result="error",component="webhook"} 1');
+  line('juicefs_csi_webhook_cache_lookups{kind="pvc",result="absent",component="webhook"} 5');
   t.match(text, /# TYPE juicefs_csi_webhook_request_duration_seconds histogram/);
   await registry.resetMetrics();
   t.match(
