@@ -17,7 +17,7 @@ import { startWebhook } from "../../webhook/main.ts";
 import { type ApiServer, startApiServer } from "../kube/apiserver.ts";
 import { eventually } from "../kube/cluster.ts";
 import { cluster, fixtures } from "./fixtures.ts";
-import { decodePatch, h1Request, serverCerts, writeCerts } from "./helpers.ts";
+import { decodePatch, h1Request, podReview, serverCerts, writeCerts } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webhook-kube-"));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -235,6 +235,99 @@ for (const impl of impls)
     // The sidecar reads `envs` from files its init container writes (no value in the spec).
     await eventually("new Secret envs", async () => (await refreshing())?.args?.[2] === "/jfs-envs");
   });
+
+// A pod whose claim does not exist yet (a Deployment applied before its PVC): its reviews, every
+// replica and retry, must not cost one GET each; the claim created later must be seen as soon as the
+// informer delivers it (no TTL to wait out), and while the watch fails every review reads live again.
+for (const impl of impls)
+  t.test(
+    `${impl}: a missing claim costs one GET, not one per review; its creation is seen at once`,
+    async (t) => {
+      const { api, kc, core, file } = await setup(t);
+      const certs = await serverCerts();
+      const files = writeCerts(certs);
+      const kube = await make(impl, kc, file, 500, true);
+      const handle = await startWebhook({
+        port: 0,
+        host: "127.0.0.1",
+        ...files,
+        config: { driver: {}, webhook: { ...defaultWebhookSettings, nativeSidecar: true } },
+        log: createLogger({ level: "silent" }),
+        cluster: kube,
+      });
+      t.teardown(() => handle.close());
+      await eventually(
+        "ready",
+        async () => (await h1Request(handle.port, certs.ca, "GET", "/readyz")).status === 200,
+      );
+      const pod = {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { generateName: "web-7d9f8b6c5d-", namespace: "default", labels: { app: "web" } },
+        spec: {
+          containers: [{ name: "app", image: "nginx", volumeMounts: [{ name: "data", mountPath: "/data" }] }],
+          volumes: [{ name: "data", persistentVolumeClaim: { claimName: "created-later" } }],
+        },
+      };
+      const body = JSON.stringify(podReview(pod));
+      const review = async () =>
+        (
+          (await h1Request(handle.port, certs.ca, "POST", "/mutate-pod", body))
+            .json as AdmissionReviewResponse
+        ).response;
+      const claimGets = () => api.requestCounts.get("get persistentvolumeclaims") ?? 0;
+      const before = claimGets();
+      const answers = await Promise.all(Array.from({ length: 5 }, review));
+      for (let i = 0; i < 20; i++) answers.push(await review());
+      for (const a of answers) {
+        t.equal(a.allowed, true);
+        t.notOk(a.patch, "admitted without a client");
+      }
+      t.match(answers[0]!.warnings, [/created-later.*does not exist yet/]);
+      t.equal(claimGets() - before, 1, "25 reviews (5 at once), 1 GET of the claim");
+
+      // Created (bound to a JuiceFS PV): the watch delivers it, the next review injects.
+      await core.createNamespacedPersistentVolumeClaim({
+        namespace: "default",
+        body: {
+          metadata: { name: "created-later" },
+          spec: {
+            accessModes: ["ReadWriteMany"],
+            resources: { requests: { storage: "1Gi" } },
+            volumeName: "jfs-pv-2",
+            storageClassName: "",
+          },
+        },
+      });
+      const t0 = performance.now();
+      await eventually("the next review sees the new claim", async () => Boolean((await review()).patch));
+      const ms = performance.now() - t0;
+      t.ok(ms < 5000, `seen after ${ms.toFixed(0)} ms (the TTL is 30 s)`);
+      t.equal(claimGets() - before, 1, "through the informer, not a GET");
+
+      // The watch fails: nothing is trusted to be missing; each review reads live (as without the cache).
+      api.addFault({
+        match: (r) => r.verb === "watch" && r.resource === "persistentvolumeclaims",
+        code: 500,
+      });
+      api.breakWatches();
+      const other = JSON.stringify(
+        podReview({
+          ...pod,
+          spec: { ...pod.spec, volumes: [{ name: "data", persistentVolumeClaim: { claimName: "nowhere" } }] },
+        }),
+      );
+      const g = claimGets();
+      await eventually("the failing watch is noticed", async () => {
+        await h1Request(handle.port, certs.ca, "POST", "/mutate-pod", other);
+        await h1Request(handle.port, certs.ca, "POST", "/mutate-pod", other);
+        return claimGets() - g >= 2;
+      });
+      const h = claimGets();
+      for (let i = 0; i < 3; i++) await h1Request(handle.port, certs.ca, "POST", "/mutate-pod", other);
+      t.equal(claimGets() - h, 3, "watch failing: one GET per review");
+    },
+  );
 
 t.test("the webhook process from a kubeconfig: ready after sync, no API call per review", async (t) => {
   const { api, file } = await setup(t);
