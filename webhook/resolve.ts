@@ -267,6 +267,19 @@ function parseClaim(o: ClaimObjects, opts: ResolveOptions): Parsed {
     driverConfig: opts.driverConfig,
     readOnly,
     objectName: pvId,
+    // Sidecar mode builds the client at admission: the claim is known, the node is not yet (the pod
+    // is not scheduled), so ${.pvc.*} is filled here and ${.node.*} refused rather than passed on as
+    // literal text to the client.
+    templateObjects: {
+      pvc: {
+        name: pvc.metadata?.name ?? "",
+        namespace: pvc.metadata?.namespace ?? namespace,
+        labels: pvc.metadata?.labels ?? {},
+        annotations: pvc.metadata?.annotations ?? {},
+      },
+    },
+    templateMissingWhy:
+      "in sidecar mode the client is built when the pod is admitted, before it has a node; use Mount Pod mode (mountMode: pod) for node templates, or remove the reference",
   });
   const parsed: Parsed = result.ok
     ? {

@@ -52,6 +52,8 @@ export interface SettingsInput {
    * error. Absent (admission, validation): references are checked and left as written.
    */
   templateObjects?: TemplateObjects;
+  /** Why an object missing from templateObjects cannot be known here (appended to the error). */
+  templateMissingWhy?: string;
   /** The publish asked for read-only. */
   readOnly?: boolean;
   /** Names the object the settings come from in messages, e.g. "PersistentVolume pv-1". */

@@ -459,6 +459,7 @@ export function parseSettings(input: SettingsInput): SettingsResult {
     const r = fillTemplates(text, input.templateObjects ?? {}, {
       keepUnknown: input.templateObjects === undefined,
       forbidden,
+      ...(input.templateMissingWhy ? { missingWhy: input.templateMissingWhy } : {}),
     });
     for (const e of r.errors) err(field, text, `${origin}: ${e}`);
     return r.value;

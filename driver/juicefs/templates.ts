@@ -72,6 +72,8 @@ export interface FillOptions {
   keep?: readonly TemplateObject[];
   /** Refuse values with these characters (e.g. "," in a mount option, "/" in a path element). */
   forbidden?: RegExp;
+  /** Why an object absent from `objs` is not known (appended to that error). */
+  missingWhy?: string;
 }
 
 /** Fills the templates of `text`; errors name the reference and what is missing. */
@@ -93,7 +95,7 @@ export function fillTemplates(
     if (!o) {
       if (!opts.keepUnknown)
         errors.push(
-          `${whole} needs the ${r.obj === "node" ? "Node" : "PersistentVolumeClaim"}, which is not known here`,
+          `${whole} needs the ${r.obj === "node" ? "Node" : "PersistentVolumeClaim"}, which is not known here${opts.missingWhy ? `: ${opts.missingWhy}` : ""}`,
         );
       return whole;
     }

@@ -142,6 +142,10 @@ export const cluster: unknown[] = [
   pv("jfs-team-a", { secret: { name: "juicefs-secret", namespace: "team-a" } }),
   pv("jfs-plain", { secret: { name: "juicefs-secret", namespace: "plain" } }),
   pv("ebs-pv-1", { driver: "ebs.csi.aws.com", secret: null }),
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a driver template, not a JS one
+  pv("jfs-tmpl-pvc", { attributes: { subPath: "${.pvc.namespace}-${.pvc.name}" } }),
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a driver template, not a JS one
+  pv("jfs-tmpl-node", { attributes: { subPath: "${.node.name}" } }),
   // One file system, two directories, the same settings: one client serves both.
   pv("jfs-dir-a", { attributes: { subPath: "dir-a" } }),
   pv("jfs-dir-b", { attributes: { subPath: "dir-b" } }),
@@ -169,6 +173,8 @@ export const cluster: unknown[] = [
     volumeName: "jfs-pv-1",
     annotations: { "juicefs/mount-cpu-limit": "lots" },
   }),
+  pvc("default", "tmpl-pvc", { volumeName: "jfs-tmpl-pvc" }),
+  pvc("default", "tmpl-node", { volumeName: "jfs-tmpl-node" }),
   pvc("default", "dir-a", { volumeName: "jfs-dir-a" }),
   pvc("default", "dir-b", { volumeName: "jfs-dir-b" }),
   pvc("team-a", "data-1", { volumeName: "jfs-team-a" }),
@@ -646,6 +652,27 @@ export const fixtures: Fixture[] = [
       }),
     ),
     patched(),
+  ),
+  f(
+    "template-pvc",
+    "PVC templates (.pvc.namespace, .pvc.name) are filled from the claim at admission (directory default-tmpl-pvc)",
+    r(onePvc("tmpl-pvc")),
+    patched(),
+  ),
+  f(
+    "template-node",
+    "a node template (.node.name) cannot be known before the pod is scheduled: refused, not passed on as text",
+    r(onePvc("tmpl-node")),
+    refused(
+      /\$\{\.node\.name\} needs the Node, which is not known here: in sidecar mode the client is built when the pod is admitted.*Mount Pod mode/,
+    ),
+  ),
+  f(
+    "template-node-pod-mode",
+    "the same volume in Mount Pod mode: the node plugin fills it",
+    r(onePvc("tmpl-node")),
+    patched(),
+    podMode,
   ),
   f(
     "metrics-ports",
