@@ -273,7 +273,7 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
   program
     .command("warmup")
     .description(
-      "warm up the cache of a JuiceFS claim: runs juicefs warmup in the clients that mount it (Mount Pods, sidecars) through pods/exec",
+      "warm up the cache of a JuiceFS claim: runs juicefs warmup in the clients that mount it (Mount Pods, sidecars) through pods/exec, or, when none runs, in a Job that mounts the claim",
     )
     .argument("<claim>", "pvc/NAME")
     .option(
@@ -287,8 +287,18 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
       [] as string[],
     )
     .option("--threads <n>", "concurrent workers of juicefs warmup (default: the client's, 50)")
-    .option("--background", "start it and return; the client fills its cache on its own")
-    .option("--node <name>", "only the client on this node (default: every running client of the volume)")
+    .option(
+      "--background",
+      "start it and return; the client fills its cache on its own (the Job path: the Job is left running)",
+    )
+    .option(
+      "--node <name>",
+      "only the client on this node (default: every running client of the volume); the Job path: run the Job there",
+    )
+    .option(
+      "--image <image>",
+      "the Job path: the JuiceFS client image of the Job (default: the claim's juicefs/mount-image, else the edition's mount image)",
+    )
     .option("--kubeconfig <file>", "kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
     .option("--context <name>", "kubeconfig context")
     .action(
@@ -300,6 +310,7 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
           threads?: string;
           background?: boolean;
           node?: string;
+          image?: string;
           kubeconfig?: string;
           context?: string;
         },
@@ -315,6 +326,7 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
             threads: opts.threads === undefined ? undefined : Number(opts.threads),
             background: opts.background === true,
             node: opts.node,
+            image: opts.image,
             kubeconfig: opts.kubeconfig,
             context: opts.context,
             stdout: io.stdout,

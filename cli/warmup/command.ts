@@ -11,6 +11,7 @@ import { loadKubeConfig } from "../doctor/command.ts";
 import { describeApiError } from "../doctor/gather.ts";
 import { UsageError } from "../errors.ts";
 import { ExecRefused, execInContainer } from "./exec.ts";
+import { runWarmupJob } from "./job.ts";
 import {
   appMountsOf,
   checkClaim,
@@ -20,6 +21,8 @@ import {
   type WarmupClient,
   WarmupError,
   warmupArgv,
+  warmupImage,
+  warmupJob,
 } from "./plan.ts";
 import { iBytes, ProgressView, type WarmupOutcome, WarmupOutputParser } from "./progress.ts";
 
@@ -29,6 +32,8 @@ export interface WarmupOptions {
   threads?: number | undefined;
   background?: boolean | undefined;
   node?: string | undefined;
+  /** The JuiceFS client image of the warm-up Job (default: the claim's mount image). */
+  image?: string | undefined;
   kubeconfig?: string | undefined;
   context?: string | undefined;
   /** Results, one line per client. */
@@ -39,11 +44,16 @@ export interface WarmupOptions {
   tty?: boolean | undefined;
   /** Plain progress lines at most this often (default 5 s). */
   progressIntervalMs?: number | undefined;
+  /** The Job path: how often the Job is polled (default 500 ms) and how long it is waited for. */
+  jobPollMs?: number | undefined;
+  jobTimeoutMs?: number | undefined;
 }
 
 export interface ClientResult {
   client: WarmupClient;
   ok: boolean;
+  /** The Job path: the warm-up Job's name. */
+  job?: string;
   exitCode?: number;
   outcome?: WarmupOutcome;
   error?: string;
@@ -65,6 +75,11 @@ export async function warmupCommand(
   const name = parseClaim(arg);
   if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 1 || o.threads > 65535))
     throw new UsageError(`--threads ${o.threads}: give a whole number from 1 to 65535`);
+  const { imageReference } = await import("../../driver/juicefs/settings.ts");
+  if (o.image !== undefined && !imageReference.test(o.image))
+    throw new UsageError(
+      `--image "${o.image}": give a container image reference of the JuiceFS client, e.g. juicedata/mount:ce-v1.3.0`,
+    );
   const kc = await loadKubeConfig(o.kubeconfig, o.context);
   const k = await import("@kubernetes/client-node");
   const core = kc.makeApiClient(k.CoreV1Api);
@@ -105,9 +120,43 @@ export async function warmupCommand(
   });
   if (clients.length === 0) {
     const seen = idle.map((c) => `${c.kind} ${c.namespace}/${c.pod}: ${c.why}`);
-    throw new WarmupError(
-      `no running JuiceFS client for ${claimId}${o.node ? ` on node ${o.node}` : ""}${seen.length ? ` (${seen.join("; ")})` : ""}: warm-up runs in the client that mounts the volume; start a pod that uses the claim (its node then runs a Mount Pod), wait until it is Running, and run this again`,
+    if (seen.length) o.stderr(`not usable: ${seen.join("; ")}\n`);
+    const image = o.image
+      ? { image: o.image, origin: "--image" }
+      : warmupImage({
+          pv: pv!,
+          pvc: pvc!,
+          storageClass: await storageClassOf(kc, pvc!),
+          edition: await editionOf(core, pv!, o.stderr),
+        });
+    const job = warmupJob({
+      claim: name,
+      namespace,
+      image: image.image,
+      relPaths: rel,
+      threads: o.threads,
+      node: o.node,
+    });
+    o.stderr(
+      `warming up ${shortId} ${rel.map((r) => `/${r}`).join(" ")} with image ${image.image} (${image.origin})\n`,
     );
+    const r = await runWarmupJob(kc, {
+      job,
+      shortId,
+      background: o.background === true,
+      stdout: o.stdout,
+      stderr: o.stderr,
+      pollMs: o.jobPollMs,
+      timeoutMs: o.jobTimeoutMs,
+    });
+    const where = `Job ${r.client.namespace}/${r.job}${r.client.node ? ` (node ${r.client.node})` : ""}`;
+    if (r.ok && !o.background)
+      o.stdout(
+        `${shortId}: warmed up ${r.outcome?.files ?? 0} files${r.outcome?.summary ? `, ${/\((.+) bytes\)$/.exec(r.outcome.summary)?.[1] ?? "?"}` : ""} in ${where}\n`,
+      );
+    else if (!r.ok) o.stdout(`${r.error}\n`);
+    const { job: jobName, ...rest } = r;
+    return { ok: r.ok, results: [{ ...rest, job: jobName }] };
   }
 
   const results: ClientResult[] = [];
@@ -174,6 +223,48 @@ function execFailure(e: unknown, c: WarmupClient): string {
 }
 
 const code = (e: unknown) => (e as { code?: number }).code;
+
+/** The claim's StorageClass (its `juicefs/mount-image` parameter), if it has one that exists. */
+async function storageClassOf(
+  kc: k8s.KubeConfig,
+  pvc: k8s.V1PersistentVolumeClaim,
+): Promise<k8s.V1StorageClass | undefined> {
+  const sc = pvc.spec?.storageClassName;
+  if (!sc) return undefined;
+  const k = await import("@kubernetes/client-node");
+  const storage = kc.makeApiClient(k.StorageV1Api);
+  return (
+    await storage
+      .listStorageClass({ fieldSelector: `metadata.name=${sc}` })
+      .catch((e: unknown) => Promise.reject(apiError(e, `reading StorageClass ${sc}`)))
+  ).items[0];
+}
+
+/**
+ * Community or enterprise (the default image differs): a `metaurl` key in the volume's Secret means
+ * community, as in the settings. Only the key names are used (the values are neither kept nor
+ * printed). Without read access to Secrets
+ * (doctor.rbac.readSecrets) the community edition is assumed, and said so.
+ */
+async function editionOf(
+  core: k8s.CoreV1Api,
+  pv: k8s.V1PersistentVolume,
+  stderr: (s: string) => void,
+): Promise<"community" | "enterprise"> {
+  const ref = pv.spec?.csi?.nodePublishSecretRef;
+  if (!ref?.name || !ref.namespace) return "community";
+  const { secretKeys } = await import("../../driver/juicefs/index.ts");
+  const secret = await core
+    .readNamespacedSecret({ namespace: ref.namespace, name: ref.name })
+    .catch((e: unknown) => {
+      stderr(
+        `cannot read Secret ${ref.namespace}/${ref.name} (${describeApiError(e)}) to tell the edition: assuming the community edition's image; give another with --image\n`,
+      );
+      return undefined;
+    });
+  if (!secret) return "community";
+  return Object.hasOwn(secret.data ?? {}, secretKeys.metaurl) ? "community" : "enterprise";
+}
 
 function apiError(e: unknown, what: string): Error {
   return new WarmupError(

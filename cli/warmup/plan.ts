@@ -17,14 +17,22 @@
 import { posix } from "node:path";
 import type * as k8s from "@kubernetes/client-node";
 import { isJuiceFSVolume } from "../../driver/doctor/snapshot.ts";
-import { fillTemplates, keys, labels, volumeIdLabelValue } from "../../driver/juicefs/index.ts";
+import {
+  defaultMountImages,
+  fillTemplates,
+  keys,
+  labels,
+  labelValue,
+  volumeIdLabelValue,
+} from "../../driver/juicefs/index.ts";
 import { safePathSegment } from "../../driver/juicefs/names.ts";
+import { defaultPvcAnnotationKeys, imageReference } from "../../driver/juicefs/settings.ts";
 import { goMountPointInPod, isGoMountPod } from "../../driver/mount/go-mount-pods.ts";
 import { podAnnotations } from "../../driver/mount/pod-clients.ts";
 import { injectedVolumes, sidecarMountRoot } from "../../webhook/inject.ts";
 
 export interface WarmupClient {
-  kind: "Mount Pod" | "Mount Pod (Go driver)" | "sidecar";
+  kind: "Mount Pod" | "Mount Pod (Go driver)" | "sidecar" | "Job";
   namespace: string;
   pod: string;
   container: string;
@@ -262,4 +270,133 @@ export function warmupArgv(
     // Absolute paths (they start with "/"): never read as options.
     ...paths,
   ];
+}
+
+// ---- The Job path: no client runs, so a Job mounts the claim and runs the client's warmup there ----
+//
+// A pod that mounts the claim gets a JuiceFS client on its node: in Mount Pod mode the node plugin
+// starts (or shares) the node's Mount Pod at publish; in a namespace with sidecar injection the webhook
+// adds the client to the Job's pod (a native sidecar, which stops after the warm-up container; a
+// classic sidecar would keep the pod Running). The warm-up container is the JuiceFS client image, so
+// its `juicefs` speaks the mount's control protocol; the claim is mounted read-write because
+// `juicefs warmup` sends its request through the mount's control file (opened O_RDWR), which a
+// read-only mount refuses. The pod never gets --background: the client would hand the work to the
+// mount and exit, the pod would end, its volume be unpublished and the Mount Pod (with the work) go.
+
+/** Where the Job's container mounts the claim. */
+export const warmupJobMountPath = "/jfs-warmup";
+export const warmupJobContainer = "warmup";
+/** Labels of warm-up Jobs (and their pods): app name, the claim (label-safe form). */
+export const warmupJobLabels = { app: "juicefs-warmup", claim: "juicefs.com/warmup-claim" } as const;
+/** The Job is failed after this long (activeDeadlineSeconds): a stuck mount never keeps it forever. */
+export const warmupJobDeadlineSeconds = 6 * 3600;
+/** A finished Job is deleted by the TTL controller after this long (when the command did not). */
+export const warmupJobTtlSeconds = 3600;
+/** One retry: a node or mount hiccup, not a loop over a warm-up that keeps failing. */
+export const warmupJobBackoffLimit = 1;
+
+/**
+ * The client image for the Job: the claim's own `juicefs/mount-image` with the settings' precedence
+ * (StorageClass parameter < PV attribute < PVC annotation), else the edition's default mount image.
+ * The driver's ConfigMap (`mountImage`, `overrides`, `pvcAnnotationKeys`) is not visible to this
+ * command: --image covers a cluster that changes the default there.
+ */
+export function warmupImage(o: {
+  pv: k8s.V1PersistentVolume;
+  pvc: k8s.V1PersistentVolumeClaim;
+  storageClass?: k8s.V1StorageClass | undefined;
+  edition: "community" | "enterprise";
+}): { image: string; origin: string } {
+  const candidates: [string | undefined, string][] = [
+    [
+      defaultPvcAnnotationKeys.includes(keys.mountImage)
+        ? o.pvc.metadata?.annotations?.[keys.mountImage]
+        : undefined,
+      `PersistentVolumeClaim ${o.pvc.metadata?.name} annotation "${keys.mountImage}"`,
+    ],
+    [
+      o.pv.spec?.csi?.volumeAttributes?.[keys.mountImage],
+      `PV ${o.pv.metadata?.name} attribute "${keys.mountImage}"`,
+    ],
+    [
+      o.storageClass?.parameters?.[keys.mountImage],
+      `StorageClass ${o.storageClass?.metadata?.name} parameter "${keys.mountImage}"`,
+    ],
+  ];
+  for (const [raw, origin] of candidates) {
+    const v = raw?.trim();
+    if (!v) continue;
+    if (!imageReference.test(v))
+      throw new WarmupError(
+        `${origin}: "${v}" is not a container image reference (e.g. ${defaultMountImages.community}); fix it, or give the client image with --image`,
+      );
+    return { image: v, origin };
+  }
+  return { image: defaultMountImages[o.edition], origin: `the ${o.edition} edition's default mount image` };
+}
+
+/** The batch/v1 Job that mounts the claim and runs `juicefs warmup` on the paths (argv, no shell). */
+export function warmupJob(o: {
+  claim: string;
+  namespace: string;
+  image: string;
+  relPaths: string[];
+  threads?: number | undefined;
+  node?: string | undefined;
+}): k8s.V1Job {
+  const jobLabels = { [labels.appName]: warmupJobLabels.app, [warmupJobLabels.claim]: labelValue(o.claim) };
+  const client: WarmupClient = {
+    kind: "Job",
+    namespace: o.namespace,
+    pod: "",
+    container: warmupJobContainer,
+    node: o.node ?? "",
+    volumeRoot: warmupJobMountPath,
+  };
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: {
+      // 63 characters at most, with the 5 of generateName and the pod's 6 ("-xxxxx"): job-name labels.
+      generateName: `juicefs-warmup-${o.claim
+        .slice(0, 30)
+        .replace(/[^a-z0-9-]/g, "-")
+        .replace(/-+$/, "")}-`,
+      namespace: o.namespace,
+      labels: jobLabels,
+    },
+    spec: {
+      backoffLimit: warmupJobBackoffLimit,
+      activeDeadlineSeconds: warmupJobDeadlineSeconds,
+      ttlSecondsAfterFinished: warmupJobTtlSeconds,
+      template: {
+        metadata: { labels: jobLabels },
+        spec: {
+          restartPolicy: "Never",
+          ...(o.node
+            ? {
+                affinity: {
+                  nodeAffinity: {
+                    requiredDuringSchedulingIgnoredDuringExecution: {
+                      nodeSelectorTerms: [
+                        { matchFields: [{ key: "metadata.name", operator: "In", values: [o.node] }] },
+                      ],
+                    },
+                  },
+                },
+              }
+            : {}),
+          containers: [
+            {
+              name: warmupJobContainer,
+              image: o.image,
+              command: warmupArgv(client, o.relPaths, { threads: o.threads }),
+              volumeMounts: [{ name: "data", mountPath: warmupJobMountPath }],
+            },
+          ],
+          volumes: [{ name: "data", persistentVolumeClaim: { claimName: o.claim } }],
+        },
+      },
+    },
+  };
 }

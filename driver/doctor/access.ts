@@ -91,13 +91,25 @@ export const doctorSecretAccess: ApiAccessRule = {
 
 /**
  * Optional (`doctor.rbac.warmup`): `juicefs-csi warmup` runs `juicefs warmup` in the client containers
- * (Mount Pods in the driver's namespace, sidecars in app namespaces) through pods/exec. Everything
- * else it reads is in doctorAccess. Separate because exec in a Mount Pod is more than reading.
+ * (Mount Pods in the driver's namespace, sidecars in app namespaces) through pods/exec, or, when no
+ * client runs, in a Job in the claim's namespace that mounts the claim (created, polled with get, its
+ * pods listed and its pod's log read — both in doctorAccess — then deleted). Everything else it reads
+ * is in doctorAccess. Separate because exec in a Mount Pod and creating pods through Jobs are more
+ * than reading.
  */
-export const doctorWarmupAccess: ApiAccessRule = {
-  apiGroup: "",
-  resource: "pods/exec",
-  verbs: ["create"],
-  scope: "cluster",
-  why: "juicefs warmup in the Mount Pod or sidecar that serves the claim (cache warm-up)",
-};
+export const doctorWarmupAccess: readonly ApiAccessRule[] = [
+  {
+    apiGroup: "",
+    resource: "pods/exec",
+    verbs: ["create"],
+    scope: "cluster",
+    why: "juicefs warmup in the Mount Pod or sidecar that serves the claim (cache warm-up)",
+  },
+  {
+    apiGroup: "batch",
+    resource: "jobs",
+    verbs: ["create", "get", "delete"],
+    scope: "cluster",
+    why: "with no running client, the warm-up Job in the claim's namespace that mounts the claim",
+  },
+];

@@ -64,17 +64,23 @@ t.test("readSecrets=false keeps Secrets out; subjects get a binding", async (t) 
   t.same(binding.roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name });
 });
 
-t.test("doctor.rbac.warmup adds create on pods/exec, and nothing else", async (t) => {
-  const objs = await render(["--set", "doctor.rbac.create=true", "--set", "doctor.rbac.warmup=true"]);
-  const role = one(objs, "ClusterRole", name) as unknown as { rules: Rule[] };
-  t.same(grants(role.rules), expected([...doctorAccess, doctorSecretAccess, doctorWarmupAccess]));
-  t.same(
-    role.rules.filter((r) => !r.verbs.every((v) => v === "get" || v === "list")),
-    [{ apiGroups: [""], resources: ["pods/exec"], verbs: ["create"] }],
-    "the only verb beyond reading",
-  );
-  await t.rejects(
-    render(["--set", "doctor.rbac.create=true", "--set", "doctor.rbac.warmup=yes"]),
-    "a boolean (values schema)",
-  );
-});
+t.test(
+  "doctor.rbac.warmup adds create on pods/exec and create/get/delete on jobs, and nothing else",
+  async (t) => {
+    const objs = await render(["--set", "doctor.rbac.create=true", "--set", "doctor.rbac.warmup=true"]);
+    const role = one(objs, "ClusterRole", name) as unknown as { rules: Rule[] };
+    t.same(grants(role.rules), expected([...doctorAccess, doctorSecretAccess, ...doctorWarmupAccess]));
+    t.same(
+      role.rules.filter((r) => !r.verbs.every((v) => v === "get" || v === "list")),
+      [
+        { apiGroups: [""], resources: ["pods/exec"], verbs: ["create"] },
+        { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "delete"] },
+      ],
+      "the only verbs beyond reading: no list/watch/update on jobs, no create on pods",
+    );
+    await t.rejects(
+      render(["--set", "doctor.rbac.create=true", "--set", "doctor.rbac.warmup=yes"]),
+      "a boolean (values schema)",
+    );
+  },
+);

@@ -148,6 +148,8 @@ export async function startE2E(
     nodeName?: string;
     /** More kubelet stand-in options; its root dir is then the harness's kubeletDir (targets and pod folders together). */
     kubelet?: Partial<KubeletOptions>;
+    /** Run the stand-in scheduler and Job controller (test/kube/controllers.ts). */
+    controllers?: boolean;
   } = {},
 ): Promise<E2E> {
   const external = process.env.KUBECONFIG;
@@ -167,6 +169,7 @@ export async function startE2E(
   else {
     cluster = await startCluster({
       nodes: [nodeName],
+      ...(opts.controllers ? { controllers: { backoffMs: 50 } } : {}),
       kubelet: {
         env: { JUICEFS_STANDIN_ROOT: standinRoot },
         timeScale: 0.05,

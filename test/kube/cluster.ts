@@ -5,11 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { type ApiServer, type ApiServerOptions, startApiServer } from "./apiserver.ts";
+import { type ControllerOptions, Controllers } from "./controllers.ts";
 import { type Kubelet, type KubeletOptions, startKubelet } from "./kubelet.ts";
 
 export interface StandInCluster {
   api: ApiServer;
   kubelet: Kubelet;
+  /** The scheduler and Job controller, when asked for (`controllers`). */
+  controllers: Controllers | undefined;
   kubeconfig: string;
   kc: k8s.KubeConfig;
   core: k8s.CoreV1Api;
@@ -22,6 +25,8 @@ export async function startCluster(
     nodes?: string[];
     api?: ApiServerOptions;
     kubelet?: Omit<KubeletOptions, "kubeconfig" | "nodeNames" | "apiServer">;
+    /** Run the stand-in scheduler and Job controller (controllers.ts); off by default. */
+    controllers?: boolean | ControllerOptions;
   } = {},
 ): Promise<StandInCluster> {
   const dir = mkdtempSync(join(tmpdir(), "standin-cluster-"));
@@ -40,16 +45,21 @@ export async function startCluster(
     await api.stop();
     throw e;
   }
+  const controllers = opts.controllers
+    ? new Controllers(api.store, opts.controllers === true ? {} : opts.controllers)
+    : undefined;
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kubeconfig);
   return {
     api,
     kubelet,
+    controllers,
     kubeconfig,
     kc,
     core: kc.makeApiClient(k8s.CoreV1Api),
     dir,
     async stop() {
+      controllers?.stop();
       await kubelet.stop();
       await api.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -226,6 +226,26 @@ export class Store {
       obj.status = { phase: "Pending", qosClass: "Burstable" };
     }
     if (t.plural === "jobs") {
+      // The job strategy's generateSelector (unless manualSelector): the selector and the template's
+      // labels name this Job by uid and by name (batch.kubernetes.io/ and the legacy bare keys).
+      if (!obj.spec.manualSelector) {
+        const uid = obj.metadata.uid;
+        obj.spec.selector = { matchLabels: { "batch.kubernetes.io/controller-uid": uid } };
+        obj.spec.template.metadata ??= {};
+        obj.spec.template.metadata.labels = {
+          ...obj.spec.template.metadata.labels,
+          "batch.kubernetes.io/controller-uid": uid,
+          "batch.kubernetes.io/job-name": obj.metadata.name,
+          "controller-uid": uid,
+          "job-name": obj.metadata.name,
+        };
+      }
+      obj.spec.completionMode ??= "NonIndexed";
+      obj.spec.suspend ??= false;
+      obj.spec.podReplacementPolicy ??= "TerminatingOrFailed";
+      obj.spec.template.spec.terminationGracePeriodSeconds ??= 30;
+      obj.spec.template.spec.dnsPolicy ??= "ClusterFirst";
+      obj.spec.template.spec.schedulerName ??= "default-scheduler";
       obj.spec.backoffLimit ??= 6;
       obj.spec.completions ??= 1;
       obj.spec.parallelism ??= 1;
@@ -570,6 +590,29 @@ export class Store {
     }
     this.watchers.add(w);
     return { stop: () => this.watchers.delete(w), expired: false };
+  }
+
+  /**
+   * The pods/binding subresource (registry/core/pod/storage BindingREST.assignPod): sets spec.nodeName
+   * of an unbound pod, the one spec change allowed, and the PodScheduled condition True.
+   */
+  bind(ns: string, name: string, nodeName: string): KObj {
+    const t = this.type("", "pods");
+    const key = this.key(t, ns, name);
+    const old = this.bucket(t).get(key);
+    if (!old) throw notFound(t, name);
+    if (old.metadata.deletionTimestamp)
+      throw conflict(t, name, "pod is being deleted, cannot be assigned to a host");
+    if (old.spec.nodeName)
+      throw conflict(t, name, `pod ${name} is already assigned to node "${old.spec.nodeName}"`);
+    const next = clone(old);
+    next.spec.nodeName = nodeName;
+    next.status ??= {};
+    next.status.conditions = [
+      ...(next.status.conditions ?? []).filter((c: KObj) => c.type !== "PodScheduled"),
+      { type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: now() },
+    ];
+    return this.commit(t, key, "MODIFIED", old, next);
   }
 
   /** Every object of every type (for tests and debugging). */
