@@ -16,6 +16,8 @@ import {
   volumeSubPath,
   type WarmupError,
   warmupArgv,
+  warmupImage,
+  warmupJob,
 } from "../../cli/warmup/plan.ts";
 import { iBytes, WarmupOutputParser } from "../../cli/warmup/progress.ts";
 import { buildMountPod, hostMountPoint, parseSettings, settingsHash } from "../../driver/juicefs/index.ts";
@@ -387,3 +389,95 @@ t.test("iBytes prints sizes as go-humanize's IBytes", async (t) => {
     "5.0 GiB",
   ]);
 });
+
+t.test(
+  "warmupImage: the claim's juicefs/mount-image (PVC annotation > PV attribute > StorageClass), else the edition's",
+  async (t) => {
+    const pv = pvOf("pv-1", { "juicefs/mount-image": "registry.local/mount:pv" });
+    const pvc = pvcOf("data", "pv-1");
+    const sc: k8s.V1StorageClass = {
+      metadata: { name: "jfs" },
+      provisioner: "csi.juicefs.com",
+      parameters: { "juicefs/mount-image": "registry.local/mount:sc" },
+    };
+    t.same(warmupImage({ pv, pvc, storageClass: sc, edition: "community" }), {
+      image: "registry.local/mount:pv",
+      origin: 'PV pv-1 attribute "juicefs/mount-image"',
+    });
+    pvc.metadata!.annotations = { "juicefs/mount-image": "registry.local/mount:pvc" };
+    t.equal(
+      warmupImage({ pv, pvc, storageClass: sc, edition: "community" }).image,
+      "registry.local/mount:pvc",
+    );
+    const bare = pvOf("pv-2");
+    t.equal(
+      warmupImage({ pv: bare, pvc: pvcOf("d", "pv-2"), storageClass: sc, edition: "community" }).image,
+      "registry.local/mount:sc",
+    );
+    t.same(warmupImage({ pv: bare, pvc: pvcOf("d", "pv-2"), edition: "enterprise" }), {
+      image: "juicedata/mount:ee-5.1.1-1faf43b",
+      origin: "the enterprise edition's default mount image",
+    });
+    t.throws(
+      () =>
+        warmupImage({
+          pv: pvOf("pv-3", { "juicefs/mount-image": "x; rm -rf /" }),
+          pvc: pvcOf("d", "pv-3"),
+          edition: "community",
+        }),
+      /PV pv-3 attribute "juicefs\/mount-image": "x; rm -rf \/" is not a container image reference .*--image/,
+    );
+  },
+);
+
+t.test(
+  "warmupJob: a bounded, self-cleaning Job whose pod mounts the claim and runs juicefs warmup (argv)",
+  async (t) => {
+    const job = warmupJob({
+      claim: "models.v2",
+      namespace: "ml",
+      image: "juicedata/mount:ce-v1.3.0",
+      relPaths: ["checkpoints/v3", ""],
+      threads: 8,
+      node: "node-7",
+    });
+    t.match(job.metadata?.generateName, /^juicefs-warmup-models-v2-$/);
+    t.same(job.metadata?.labels, {
+      "app.kubernetes.io/name": "juicefs-warmup",
+      "juicefs.com/warmup-claim": "models.v2",
+    });
+    t.equal(job.spec?.backoffLimit, 1);
+    t.equal(job.spec?.activeDeadlineSeconds, 6 * 3600);
+    t.equal(job.spec?.ttlSecondsAfterFinished, 3600);
+    const pod = job.spec!.template.spec!;
+    t.equal(pod.restartPolicy, "Never");
+    t.same(pod.volumes, [{ name: "data", persistentVolumeClaim: { claimName: "models.v2" } }]);
+    t.same(
+      pod.containers[0]!.volumeMounts,
+      [{ name: "data", mountPath: "/jfs-warmup" }],
+      "read-write: warmup writes the control file",
+    );
+    t.same(pod.containers[0]!.command, [
+      "juicefs",
+      "warmup",
+      "--threads=8",
+      "/jfs-warmup/checkpoints/v3",
+      "/jfs-warmup",
+    ]);
+    t.notOk(pod.containers[0]!.args);
+    t.same(pod.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms, [
+      { matchFields: [{ key: "metadata.name", operator: "In", values: ["node-7"] }] },
+    ]);
+    const anywhere = warmupJob({ claim: "c".repeat(200), namespace: "ml", image: "i", relPaths: [""] });
+    t.notOk(anywhere.spec?.template.spec?.affinity, "no --node: the scheduler picks");
+    t.ok(
+      anywhere.metadata!.generateName!.length + 5 + 6 <= 63,
+      "job-name label of the pods fits 63 characters",
+    );
+    t.match(
+      anywhere.metadata?.labels?.["juicefs.com/warmup-claim"],
+      /^c+-[0-9a-f]{10}$/,
+      "a long claim name, label-safe",
+    );
+    },
+);
