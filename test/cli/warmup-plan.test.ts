@@ -479,5 +479,5 @@ t.test(
       /^c+-[0-9a-f]{10}$/,
       "a long claim name, label-safe",
     );
-    },
+  },
 );
