@@ -75,7 +75,7 @@ export async function warmupCommand(
   const name = parseClaim(arg);
   if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 1 || o.threads > 65535))
     throw new UsageError(`--threads ${o.threads}: give a whole number from 1 to 65535`);
-  const { imageReference } = await import("../../driver/juicefs/settings.ts");
+  const { imageReference } = await import("../../driver/juicefs/index.ts");
   if (o.image !== undefined && !imageReference.test(o.image))
     throw new UsageError(
       `--image "${o.image}": give a container image reference of the JuiceFS client, e.g. juicedata/mount:ce-v1.3.0`,

@@ -20,13 +20,14 @@ import { isJuiceFSVolume } from "../../driver/doctor/snapshot.ts";
 import {
   defaultMountImages,
   fillTemplates,
+  imageReference,
   keys,
   labels,
   labelValue,
   volumeIdLabelValue,
 } from "../../driver/juicefs/index.ts";
 import { safePathSegment } from "../../driver/juicefs/names.ts";
-import { defaultPvcAnnotationKeys, imageReference } from "../../driver/juicefs/settings.ts";
+import { defaultPvcAnnotationKeys } from "../../driver/juicefs/settings.ts";
 import { goMountPointInPod, isGoMountPod } from "../../driver/mount/go-mount-pods.ts";
 import { podAnnotations } from "../../driver/mount/pod-clients.ts";
 import { injectedVolumes, sidecarMountRoot } from "../../webhook/inject.ts";

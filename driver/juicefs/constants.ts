@@ -10,6 +10,12 @@ export const defaultMountImages = {
   enterprise: "juicedata/mount:ee-5.1.1-1faf43b",
 } as const;
 
+/**
+ * What `juicefs/mount-image` must look like: a container image reference (no spaces, no options).
+ * parseSettings checks the same pattern inline (to be switched to this constant).
+ */
+export const imageReference = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/;
+
 /** Host paths. */
 export const paths = {
   /** Where the node plugin / Mount Pods mount each volume's FUSE client: `<hostMountRoot>/<volume-id>`. */

@@ -39,9 +39,6 @@ import { fillTemplates } from "./templates.ts";
 
 export const redacted = "[REDACTED]";
 
-/** What `juicefs/mount-image` must look like: a container image reference (no spaces, no options). */
-export const imageReference = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/;
-
 /** Secret keys whose values never appear in errors (credentials, or values that may embed them). */
 export const secretFieldsRedacted: ReadonlySet<string> = new Set([
   secretKeys.metaurl,
@@ -472,7 +469,7 @@ export function parseSettings(input: SettingsInput): SettingsResult {
   const imageParam = param(keys.mountImage);
   let image = input.driverConfig?.mountImage?.[edition] ?? defaultMountImages[edition];
   if (imageParam && imageParam.value !== "") {
-    if (!imageReference.test(imageParam.value))
+    if (!/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/.test(imageParam.value))
       err(
         keys.mountImage,
         imageParam.value,
