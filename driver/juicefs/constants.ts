@@ -11,8 +11,8 @@ export const defaultMountImages = {
 } as const;
 
 /**
- * What `juicefs/mount-image` must look like: a container image reference (no spaces, no options).
- * parseSettings checks the same pattern inline (to be switched to this constant).
+ * What `juicefs/mount-image` (parseSettings) and `juicefs-csi warmup --image` must look like: a
+ * container image reference (no spaces, no options).
  */
 export const imageReference = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/;
 

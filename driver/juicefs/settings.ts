@@ -21,7 +21,15 @@ import type {
   SettingsResult,
 } from "./api.ts";
 import { reservedEnvNames } from "./commands.ts";
-import { defaultMountImages, defaultResources, keys, labels, paths, secretKeys } from "./constants.ts";
+import {
+  defaultMountImages,
+  defaultResources,
+  imageReference,
+  keys,
+  labels,
+  paths,
+  secretKeys,
+} from "./constants.ts";
 import { parseDuration } from "./duration.ts";
 import {
   extraSecretKeys,
@@ -469,7 +477,7 @@ export function parseSettings(input: SettingsInput): SettingsResult {
   const imageParam = param(keys.mountImage);
   let image = input.driverConfig?.mountImage?.[edition] ?? defaultMountImages[edition];
   if (imageParam && imageParam.value !== "") {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/.test(imageParam.value))
+    if (!imageReference.test(imageParam.value))
       err(
         keys.mountImage,
         imageParam.value,
