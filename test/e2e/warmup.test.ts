@@ -432,7 +432,8 @@ t.test(
     t.equal(call.background, false, "never --background inside the Job's pod");
     t.match(
       call.paths,
-      [/\/volumes\/kubernetes\.io~csi\/data\/mount\/models$/],
+      // The kubelet names a claim's directory after its PersistentVolume (the volume spec name).
+      [/\/volumes\/kubernetes\.io~csi\/pv-job\/mount\/models$/],
       "the claim's mount in the pod, then --path",
     );
     await step("the Job and its pods are gone", async () => {

@@ -629,7 +629,19 @@ export class Kubelet {
         }
         r.dirs.set(v.name, d);
       } else if (v.persistentVolumeClaim || v.csi || v.ephemeral) {
-        const d = join(podDir, "volumes", "kubernetes.io~csi", v.name, "mount");
+        // As the kubelet's CSI plugin: a claim's directory is named after its PersistentVolume
+        // (the volume spec name), an inline CSI volume's after the pod volume.
+        let specName = v.name;
+        const claim =
+          v.persistentVolumeClaim?.claimName ??
+          (v.ephemeral ? `${r.pod.metadata!.name}-${v.name}` : undefined);
+        if (claim) {
+          const pvc = await this.core
+            .readNamespacedPersistentVolumeClaim({ namespace: r.pod.metadata!.namespace!, name: claim })
+            .catch(() => undefined);
+          if (pvc?.spec?.volumeName) specName = pvc.spec.volumeName;
+        }
+        const d = join(podDir, "volumes", "kubernetes.io~csi", specName, "mount");
         mkdirSync(d, { recursive: true });
         if (!this.opts.volumePlugin)
           throw new Error(`volume ${v.name}: no volume plugin for PVC/CSI volumes`);
