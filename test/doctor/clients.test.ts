@@ -138,8 +138,9 @@ t.test("15. broken mount (ENOTCONN) awaiting recovery", async (t) => {
   t.ok((await doctor("pod/app", s.ns)).healthy, "healthy once recovered");
 });
 
-t.test("18. sidecar not injected: namespace not labelled", async (t) => {
-  await admission.createMutatingWebhookConfiguration({
+/** A MutatingWebhookConfiguration of ours (the doctor only reads that it exists and what it selects). */
+const createPodWebhook = () =>
+  admission.createMutatingWebhookConfiguration({
     body: {
       metadata: { name: "juicefs-csi-webhook" },
       webhooks: [
@@ -152,6 +153,9 @@ t.test("18. sidecar not injected: namespace not labelled", async (t) => {
       ],
     },
   });
+
+t.test("18. sidecar not injected: namespace not labelled", async (t) => {
+  await createPodWebhook();
   try {
     const s = await scenario(f, "s18", { pod: {} });
     const d = await doctor("pod/app", s.ns, { mountMode: "sidecar" });
@@ -214,19 +218,7 @@ t.test("18b. injected sidecar cannot pull its image: found through the webhook's
       (await podStatus(f, s.ns, "app"))?.status?.initContainerStatuses?.[0]?.state?.waiting?.reason ===
       "ImagePullBackOff",
   );
-  await admission.createMutatingWebhookConfiguration({
-    body: {
-      metadata: { name: "juicefs-csi-webhook" },
-      webhooks: [
-        {
-          name: "mutate-pod.csi.juicefs.com",
-          admissionReviewVersions: ["v1"],
-          sideEffects: "None",
-          clientConfig: { url: "https://127.0.0.1:1/mutate-pod" },
-        },
-      ],
-    },
-  });
+  await createPodWebhook();
   await f.c.core.patchNamespace(
     { name: s.ns, body: { metadata: { labels: { "juicefs.com/enable-injection": "true" } } } },
     (await import("@kubernetes/client-node")).setHeaderOptions(
