@@ -56,11 +56,14 @@ export interface WebhookConfig {
   webhook: WebhookSettings;
 }
 
+/** Sidecar mode: the default cap on JuiceFS clients per pod (why: inject.ts; the chart's value must match). */
+export const defaultMaxClientsPerPod = 4;
+
 export const defaultWebhookSettings: WebhookSettings = {
   mountMode: "sidecar",
   nativeSidecar: "auto",
   allowClassicSidecar: false,
-  maxClientsPerPod: 4,
+  maxClientsPerPod: defaultMaxClientsPerPod,
   failurePolicy: "Fail",
   budgetMs: 3000,
   liveReadTimeoutMs: 1000,

@@ -31,7 +31,7 @@ import { cloneJson } from "./admission.ts";
 
 export { type InjectedVolume, injectedVolumes, injectedVolumesAnnotation, type SharedVolume };
 
-import type { MountMode } from "./config.ts";
+import { defaultMaxClientsPerPod, type MountMode } from "./config.ts";
 import type { PodVolumeRef } from "./resolve.ts";
 
 /** Folder of the shared emptyDir inside each sidecar; the FUSE mount point is a directory in it. */
@@ -64,13 +64,14 @@ export interface PlanOptions {
   maxClients?: number;
 }
 
-/**
- * Default cap on JuiceFS clients per pod. Each client is a privileged container with its own memory
- * (buffer-size, 300 MiB by default) and CPU request, so a pod with many distinct volumes would ask for
- * more than a node has (1000 volumes: 500 CPUs) and its patch would near the API server's 3 MiB limit.
- * Claims that need the same client share one (see shareKey), so the cap counts distinct file systems.
+/*
+ * The cap on JuiceFS clients per pod (defaultMaxClientsPerPod, config.ts). Each client is a privileged
+ * container with its own memory (buffer-size, 300 MiB by default) and CPU request, so a pod with many
+ * distinct volumes would ask for more than a node has (1000 volumes: 500 CPUs) and its patch would near
+ * the API server's 3 MiB limit. Claims that need the same client share one (see shareKey), so the cap
+ * counts distinct file systems.
  */
-export const defaultMaxClientsPerPod = 4;
+export { defaultMaxClientsPerPod };
 
 /**
  * Why classic sidecars are unsafe, from the kubelet's source (pkg/kubelet/kuberuntime): SyncPod starts

@@ -383,6 +383,8 @@ t.test(
 
 t.test("default client images are constants.defaultMountImages", async (t) => {
   t.same(values.config.mountImage, defaultMountImages);
+  const { defaultMaxClientsPerPod } = await import("../../webhook/config.ts");
+  t.equal(values.webhook.sidecar.maxClientsPerPod, defaultMaxClientsPerPod, "the client cap: chart = code");
   t.equal(values.juicefsClient.image, defaultMountImages.community);
   const objs = await renderCi("default");
   const config = parse(

@@ -273,7 +273,7 @@ podAntiAffinity:
 {{- if .Values.webhook.enabled -}}
 {{- /* The webhook answers within 80% of the API server's timeout, by the mutating webhook's failure policy. */ -}}
 {{- $budget := mul (int .Values.webhook.timeoutSeconds) 800 -}}
-{{- $_ := set $c "webhook" (dict "failurePolicy" .Values.webhook.mutating.failurePolicy "budgetMs" $budget "liveReadTimeoutMs" (min 1000 (div $budget 2)) "allowClassicSidecar" .Values.webhook.sidecar.allowClassic "maxClientsPerPod" (int (.Values.webhook.sidecar.maxClientsPerPod | default 4))) -}}
+{{- $_ := set $c "webhook" (dict "failurePolicy" .Values.webhook.mutating.failurePolicy "budgetMs" $budget "liveReadTimeoutMs" (min 1000 (div $budget 2)) "allowClassicSidecar" .Values.webhook.sidecar.allowClassic "maxClientsPerPod" (int .Values.webhook.sidecar.maxClientsPerPod)) -}}
 {{- end -}}
 {{- toYaml $c -}}
 {{- end -}}
