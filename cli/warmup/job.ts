@@ -135,7 +135,8 @@ export async function runWarmupJob(kc: k8s.KubeConfig, o: JobRunOptions): Promis
         if (p.spec?.nodeName) client.node = p.spec.nodeName;
         if (cs?.state?.running) say(pn, `running on node ${p.spec?.nodeName}`);
         else if (waiting?.reason) say(pn, `waiting on node ${p.spec?.nodeName}: ${waiting.reason}`);
-        else if (p.spec?.nodeName && !cs?.state?.terminated) say(pn, `scheduled on node ${p.spec.nodeName}`);
+        else if (cs?.state?.terminated) say(pn, `finished on node ${p.spec?.nodeName}`);
+        else if (p.spec?.nodeName) say(pn, `scheduled on node ${p.spec.nodeName}`);
       }
       const complete = condition(job, "Complete");
       const failure = condition(job, "Failed");
