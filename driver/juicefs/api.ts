@@ -9,6 +9,7 @@ import type {
   V1PodDNSConfig,
   V1Toleration,
 } from "@kubernetes/client-node";
+import type { GlobalConfig, PodPatch } from "./global-config.ts";
 import type { TemplateObjects } from "./templates.ts";
 
 export type Edition = "community" | "enterprise";
@@ -54,6 +55,12 @@ export interface SettingsInput {
   templateObjects?: TemplateObjects;
   /** Why an object missing from templateObjects cannot be known here (appended to the error). */
   templateMissingWhy?: string;
+  /**
+   * The global config (ConfigMap juicefs-csi-driver-config): its mountPodPatch entries that select this
+   * volume's claim (templateObjects.pvc) and node (templateObjects.node) apply, above StorageClass, PV
+   * and PVC settings (driverConfig.overrides still wins).
+   */
+  globalConfig?: GlobalConfig;
   /** The publish asked for read-only. */
   readOnly?: boolean;
   /** Names the object the settings come from in messages, e.g. "PersistentVolume pv-1". */
@@ -111,6 +118,13 @@ export interface JuiceFSSettings {
   hostMountRoot: string;
   /** ServiceAccount of the Mount Pod (`juicefs/mount-service-account`); default: the node plugin's choice. */
   serviceAccountName?: string;
+  /**
+   * Pod and container fields from the global config's mountPodPatch (probes, env, volumes, hostNetwork,
+   * ...), `${VOLUME_ID}`/`${VOLUME_NAME}`/`${SUB_PATH}` filled, `${MOUNT_POINT}` left for the builder.
+   */
+  podPatch?: PodPatch;
+  /** Indices of the global config's mountPodPatch entries that applied (absent: none). */
+  globalConfigEntries?: number[];
 }
 
 export type SettingsResult =

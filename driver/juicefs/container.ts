@@ -4,6 +4,7 @@ import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from "@kubernetes
 import type { JuiceFSSettings, MountContainerOptions } from "./api.ts";
 import { clientCommands, escapeEnvRefs, metaUrlArg } from "./commands.ts";
 import { ports } from "./constants.ts";
+import { fillPatchVars, type PodPatch } from "./global-config.ts";
 import { safePathSegment } from "./names.ts";
 
 /** The reference driver's Mount Pod container name (its docs' `kubectl logs -c jfs-mount` must work). */
@@ -148,6 +149,17 @@ export const mountSecretData = (settings: JuiceFSSettings): Record<string, strin
  */
 export const envsSecretKey = (name: string): string => `envs.${name}`;
 
+/** The settings' global-config patch with `${MOUNT_POINT}` filled (the other variables already are). */
+export function patchFor(settings: JuiceFSSettings, mountPoint: string): PodPatch | undefined {
+  if (!settings.podPatch) return undefined;
+  return fillPatchVars(settings.podPatch, {
+    MOUNT_POINT: mountPoint,
+    VOLUME_ID: settings.volumeId,
+    VOLUME_NAME: settings.name,
+    SUB_PATH: settings.subPath,
+  });
+}
+
 export function buildMountContainer(settings: JuiceFSSettings, opts: MountContainerOptions): V1Container {
   assertMountPoint(opts.mountPoint);
   const mountRoot = opts.mountRoot ?? parentDir(opts.mountPoint);
@@ -185,12 +197,15 @@ export function buildMountContainer(settings: JuiceFSSettings, opts: MountContai
     failureThreshold,
     timeoutSeconds: 5,
   });
+  const patch = patchFor(settings, opts.mountPoint);
   return {
     name: opts.name ?? defaultContainerName,
     image: settings.image,
+    ...(patch?.imagePullPolicy ? { imagePullPolicy: patch.imagePullPolicy } : {}),
     command,
     args,
-    env,
+    // The global config's env comes after the driver's (its names never clash: parseGlobalConfig).
+    env: [...env, ...(patch?.env ?? [])],
     resources: {
       ...(Object.keys(settings.resources.requests).length
         ? { requests: { ...settings.resources.requests } }
@@ -210,12 +225,16 @@ export function buildMountContainer(settings: JuiceFSSettings, opts: MountContai
         mountPath: f.dir,
         readOnly: true,
       })),
+      ...(patch?.volumeMounts ?? []),
     ],
+    ...(patch?.volumeDevices ? { volumeDevices: patch.volumeDevices } : {}),
     securityContext: { privileged: true, runAsUser: 0 },
     // Startup: up to 5 minutes for format/auth and the first mount (the node plugin reports after 60 s
-    // on its own); readiness: the mount keeps being served.
-    startupProbe: probe(1, 300),
-    readinessProbe: probe(5, 3),
+    // on its own); readiness: the mount keeps being served. The global config may replace either.
+    startupProbe: patch?.startupProbe ?? probe(1, 300),
+    readinessProbe: patch?.readinessProbe ?? probe(5, 3),
+    ...(patch?.livenessProbe ? { livenessProbe: patch.livenessProbe } : {}),
+    ...(patch?.lifecycle ? { lifecycle: patch.lifecycle } : {}),
     // No preStop hook: the kubelet's SIGTERM is how the client stops. juicefs unmounts its mount point
     // (lazily) on SIGTERM and exits (cmd/mount_unix.go installHandler; it force-exits 30 s later at the
     // latest). A preStop `juicefs umount` ended the client — PID 1 — while the hook still ran, so every
@@ -292,6 +311,8 @@ export function buildSidecarContainer(settings: JuiceFSSettings, opts: SidecarOp
     { name: volumeName, emptyDir: {} },
     ...clientVolumes(settings),
     ...secretFileVolumes(settings, opts.secretName),
+    // The global config's volumes (its pod-level fields are for Mount Pods only: webhook warns).
+    ...(patchFor(settings, mountPoint)?.volumes ?? []),
   ];
   if (!hasEnvs) return { container, volumes, mountPoint, subPath };
 

@@ -52,6 +52,7 @@ export function hashedSettings(s: JuiceFSSettings): Record<string, unknown> {
     hostMountRoot: s.hostMountRoot,
     // Only when set, so the hash of every volume without it (and its running Mount Pod) is unchanged.
     ...(s.serviceAccountName ? { serviceAccountName: s.serviceAccountName } : {}),
+    ...(s.podPatch ? { podPatch: s.podPatch } : {}),
   };
 }
 

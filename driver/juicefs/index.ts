@@ -42,6 +42,19 @@ export {
   type SidecarOptions,
 } from "./container.ts";
 export { parseDuration } from "./duration.ts";
+export {
+  type GlobalConfig,
+  type GlobalConfigResult,
+  globalConfigKey,
+  globalConfigName,
+  type MountPodPatch,
+  mergePatches,
+  type PodPatch,
+  parseGlobalConfig,
+  patchMatches,
+  patchNeeds,
+  podLevelFields,
+} from "./global-config.ts";
 export { canonicalJson, hashedSettings, settingsHash } from "./hash.ts";
 export { metaSchemes, metaUrlProblem, splitMetaPassword } from "./metaurl.ts";
 export { hostMountPoint, labelValue, mountPodLabels, mountPodName, volumeIdLabelValue } from "./names.ts";

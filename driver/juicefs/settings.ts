@@ -32,6 +32,14 @@ import {
 } from "./constants.ts";
 import { parseDuration } from "./duration.ts";
 import {
+  type AppliedPatch,
+  fillPatchVars,
+  globalConfigName,
+  mergePatches,
+  type PatchTarget,
+  podPatchOf,
+} from "./global-config.ts";
+import {
   extraSecretKeys,
   goHonouredKeys,
   knownParameterKeys,
@@ -447,6 +455,51 @@ export function parseSettings(input: SettingsInput): SettingsResult {
     else if (k.startsWith("juicefs/"))
       warnings.push(unknownKeyMessage(`PersistentVolumeClaim annotation "${k}"`, k, pvcKeys));
   }
+  // The global config's mountPodPatch: above StorageClass, PV and PVC, below driverConfig.overrides.
+  const target: PatchTarget = {
+    ...(input.templateObjects?.pvc ? { pvc: input.templateObjects.pvc } : {}),
+    ...(input.templateObjects?.node ? { node: input.templateObjects.node } : {}),
+  };
+  const rawPatch = mergePatches(input.globalConfig, target);
+  const applied: AppliedPatch | undefined =
+    rawPatch &&
+    fillPatchVars(rawPatch, {
+      VOLUME_ID: volumeId,
+      VOLUME_NAME: name,
+      SUB_PATH: typeof params.get(keys.subPath)?.value === "string" ? params.get(keys.subPath)!.value : "",
+    });
+  const patchOrigin = applied
+    ? `global config (ConfigMap ${globalConfigName}) mountPodPatch[${applied.entries.join(", ")}]`
+    : "";
+  const patchAnnotations: Record<string, string> = { ...(applied?.annotations ?? {}) };
+  if (applied) {
+    const image = edition === "community" ? applied.ceMountImage : applied.eeMountImage;
+    if (image) params.set(keys.mountImage, { value: image, origin: patchOrigin });
+    const resKeys = {
+      requests: { cpu: keys.mountCpuRequest, memory: keys.mountMemoryRequest },
+      limits: { cpu: keys.mountCpuLimit, memory: keys.mountMemoryLimit },
+    } as const;
+    for (const kind of ["requests", "limits"] as const)
+      for (const res of ["cpu", "memory"] as const) {
+        const q = applied.resources?.[kind]?.[res];
+        if (q !== undefined) params.set(resKeys[kind][res], { value: q, origin: `${patchOrigin} resources` });
+      }
+    // The reference driver reads these two annotations of a patch as settings, not as annotations.
+    for (const [annotation, key] of [
+      ["juicefs-delete-delay", keys.mountDeleteDelay],
+      ["juicefs-clean-cache", keys.cleanCache],
+    ] as const)
+      if (patchAnnotations[annotation] !== undefined) {
+        params.set(key, {
+          value: patchAnnotations[annotation],
+          origin: `${patchOrigin} annotation "${annotation}"`,
+        });
+        delete patchAnnotations[annotation];
+      }
+    const pvcCaches = (applied.cacheDirs ?? []).filter((c) => c.type === "PVC").map((c) => c.name);
+    if (pvcCaches.length > 0)
+      params.set(keys.mountCachePvc, { value: pvcCaches.join(","), origin: `${patchOrigin} cacheDirs` });
+  }
   for (const [k, v] of Object.entries(input.driverConfig?.overrides ?? {}))
     params.set(k, { value: v, origin: `driver config override "${k}"` });
   for (const [k, p] of params) {
@@ -596,6 +649,17 @@ export function parseSettings(input: SettingsInput): SettingsResult {
       }
   }
 
+  for (const [k, v] of Object.entries(applied?.labels ?? {})) {
+    if (reservedLabels.has(k))
+      err(
+        keys.mountLabels,
+        `${k}=${v}`,
+        `${patchOrigin} labels: label "${k}" is set by the driver; choose another key`,
+      );
+    else mountLabels[k] = v;
+  }
+  for (const [k, v] of Object.entries(patchAnnotations)) mountAnnotations[k] = v;
+
   // host paths
   const hostPaths: string[] = [];
   const hp = param(keys.hostPath);
@@ -699,6 +763,15 @@ export function parseSettings(input: SettingsInput): SettingsResult {
       field: keys.mountOptions,
       items: fillItems([mo.value], keys.mountOptions, mo.origin),
     });
+  if (applied) {
+    const hostCaches = (applied.cacheDirs ?? []).filter((c) => c.type === "HostPath").map((c) => c.path);
+    const items = [
+      ...(applied.mountOptions ?? []),
+      ...(hostCaches.length ? [`cache-dir=${hostCaches.join(":")}`] : []),
+    ];
+    if (items.length > 0)
+      sources.push({ origin: `${patchOrigin} mountOptions`, field: "mountOptions", items });
+  }
   const parsed = parseMountOptions(sources, { allowWriteback: input.driverConfig?.allowWriteback === true });
   errors.push(...parsed.errors);
   warnings.push(...parsed.warnings);
@@ -758,6 +831,11 @@ export function parseSettings(input: SettingsInput): SettingsResult {
     hostMountRoot,
     ...(serviceAccountName ? { serviceAccountName } : {}),
   };
+  if (applied) {
+    settings.globalConfigEntries = applied.entries;
+    const podPatch = podPatchOf(applied);
+    if (podPatch) settings.podPatch = podPatch;
+  }
   return { ok: true, settings, warnings };
 }
 

@@ -17,6 +17,8 @@ export interface TemplateObjects {
   pvc?: {
     name: string;
     namespace: string;
+    /** Read only by the global config's pvcSelector.matchStorageClassName. */
+    storageClassName?: string;
     labels: Record<string, string>;
     annotations: Record<string, string>;
   };
