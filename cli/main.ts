@@ -68,6 +68,10 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
         .default(process.env.JUICEFS_MOUNT_MODE ?? "pod"),
     )
     .option("--config <file>", "driver configuration file (YAML)")
+    .option(
+      "--global-config <file>",
+      "global config (ConfigMap juicefs-csi-driver-config's config.yaml, mounted): mountPodPatch for new Mount Pods and sidecars, re-read every 10 s",
+    )
     .option("--driver-name <name>", "CSI driver name reported to the CO", "csi.juicefs.com")
     .option("--juicefs-path <file>", "juicefs executable for process-mode clients (default: juicefs on PATH)")
     .option("--state-dir <dir>", "records and logs of process-mode clients", "/var/lib/juicefs/csi")
@@ -92,6 +96,10 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
       "CA (PEM) of the API server's client certificate: require it on admission routes",
     )
     .option("--config <file>", "driver configuration file (YAML)")
+    .option(
+      "--global-config <file>",
+      "global config (ConfigMap juicefs-csi-driver-config's config.yaml, mounted): mountPodPatch for new Mount Pods and sidecars, re-read every 10 s",
+    )
     .addOption(logLevelOption())
     .allowExcessArguments(false)
     .action(async (opts: Record<string, unknown>) => {

@@ -20,6 +20,7 @@ import { failedPrecondition } from "./csi/errors.ts";
 import { identityService } from "./csi/identity.ts";
 import { nodeService } from "./csi/node.ts";
 import { CsiServer } from "./csi/server.ts";
+import { GlobalConfigFile } from "./global-config-file.ts";
 import {
   type DriverConfig,
   driverName,
@@ -39,6 +40,8 @@ export interface DriverOptions {
   services?: string;
   mountMode?: string;
   config?: string;
+  /** The global config file (ConfigMap juicefs-csi-driver-config, key config.yaml, mounted); re-read every 10 s. */
+  globalConfig?: string;
   logLevel?: string;
   /** CSI driver name reported by GetPluginInfo (default csi.juicefs.com). */
   driverName?: string;
@@ -105,6 +108,10 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   const socketPath = socketPathOf(opts.endpoint ?? "unix:///csi/csi.sock");
   const log = opts.logger ?? createLogger({ level: opts.logLevel, name: "juicefs-csi-driver" });
   const driverConfig: DriverConfig = { ...(await readConfig(opts.config)), ...opts.driverConfig };
+  // Only the node service makes Mount Pods; the controller does not read the global config.
+  const globalConfig =
+    withNode && opts.globalConfig ? new GlobalConfigFile(opts.globalConfig, { logger: log }) : undefined;
+  await globalConfig?.start();
   const stateDir = opts.stateDir ?? defaultStateDir;
   const juicefsPath = opts.juicefsPath ?? "juicefs";
   const env = opts.env ?? process.env;
@@ -202,6 +209,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
             driverConfig,
             logger: log,
             ...(podMode ? { events: podMode.events } : {}),
+            ...(globalConfig ? { globalConfig: () => globalConfig.current() } : {}),
             ...(env.KUBECONFIG || env.KUBERNETES_SERVICE_HOST
               ? { templateObjects: templateObjectReader(env, nodeId) }
               : {}),
@@ -215,6 +223,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     metrics = await serveMetrics(opts.metricsPort, registry);
   } catch (err) {
     await server.close().catch(() => {});
+    globalConfig?.stop();
     await podMode?.stop();
     throw err;
   }
@@ -229,6 +238,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     stop() {
       stopping ??= (async () => {
         await server.close();
+        globalConfig?.stop();
         if (metrics) await new Promise((r) => metrics?.close(r));
         // The controller's root mounts are ours alone; node clients serve running pods and stay
         // (Mount Pods are not deleted: only the reconciler stops and pending delayed deletes are
@@ -258,6 +268,7 @@ export async function runDriver(raw: Record<string, unknown>): Promise<void> {
     "services",
     "mountMode",
     "config",
+    "globalConfig",
     "logLevel",
     "driverName",
     "juicefsPath",
@@ -476,7 +487,7 @@ export function templateObjectReader(
         };
       } catch (err) {
         throw failedPrecondition(
-          `\${.node.*} templates need Node ${nodeName}, which cannot be read: ${apiMessage(err)}`,
+          `\${.node.*} templates and the global config's nodeSelector need Node ${nodeName}, which cannot be read: ${apiMessage(err)}`,
         );
       }
     }
@@ -492,13 +503,14 @@ export function templateObjectReader(
           out.pvc = {
             name: claim.name,
             namespace: claim.namespace,
+            ...(pvc.spec?.storageClassName ? { storageClassName: pvc.spec.storageClassName } : {}),
             labels: pvc.metadata?.labels ?? {},
             annotations: pvc.metadata?.annotations ?? {},
           };
         }
       } catch (err) {
         throw failedPrecondition(
-          `\${.pvc.*} templates need the claim of PersistentVolume ${pvName}, which cannot be read: ${apiMessage(err)}`,
+          `\${.pvc.*} templates and the global config's pvcSelector need the claim of PersistentVolume ${pvName}, which cannot be read: ${apiMessage(err)}`,
         );
       }
     }

@@ -658,6 +658,11 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
     const renamed = (mounts: V1VolumeMount[] | undefined) =>
       (mounts ?? []).map((m) => (renames.has(m.name) ? { ...m, name: renames.get(m.name)! } : m));
     c.volumeMounts = renamed(c.volumeMounts);
+    // The global config's block devices use the same volume names.
+    if (c.volumeDevices)
+      c.volumeDevices = c.volumeDevices.map((d) =>
+        renames.has(d.name) ? { ...d, name: renames.get(d.name)! } : d,
+      );
     if (sidecar.envsInit) {
       let n = sidecar.envsInit.name;
       for (let i = 2; taken.has(n); i++) n = `${sidecar.envsInit.name.slice(0, 60)}-${i}`;

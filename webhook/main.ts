@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 // in-memory lookup instead of a cluster when they want one).
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import { GlobalConfigFile } from "../driver/global-config-file.ts";
 import { nodeRuntimeEnv, ports, webhookNodeOptions } from "../driver/juicefs/index.ts";
 import { createLogger } from "../lib/log.ts";
 import { createRegistry } from "../lib/metrics.ts";
@@ -42,6 +43,8 @@ export interface StartOptions {
   /** Called when Nodes changed; the default cluster wires it to the placement (tests may too). */
   nodesChanged?: { notify?: () => void };
   registry?: Registry;
+  /** The global config file (ConfigMap juicefs-csi-driver-config's config.yaml, mounted): sidecar mode applies it. */
+  globalConfigFile?: string;
 }
 
 export interface WebhookHandle {
@@ -158,7 +161,18 @@ export async function startWebhook(opts: StartOptions): Promise<WebhookHandle> {
   if (placement) nodesChanged.notify = () => placement.invalidate();
   const native = placement ? placement.native() : fallback;
 
-  const deps: MutateDeps = { lookup: cluster.lookup, config, native: placement ?? native };
+  // Sidecar mode builds clients here; Mount Pod mode leaves the global config to the node plugins.
+  const globalConfig =
+    w.mountMode === "sidecar" && opts.globalConfigFile
+      ? new GlobalConfigFile(opts.globalConfigFile, { logger: log })
+      : undefined;
+  await globalConfig?.start();
+  const deps: MutateDeps = {
+    lookup: cluster.lookup,
+    config,
+    native: placement ?? native,
+    ...(globalConfig ? { globalConfig: () => globalConfig.current() } : {}),
+  };
   const onFailure =
     (route: string, policy: string) => (kind: string, err: unknown, req: AdmissionRequest) => {
       metrics.failure(route, kind);
@@ -235,6 +249,7 @@ export async function startWebhook(opts: StartOptions): Promise<WebhookHandle> {
       if (closing) return;
       closing = true;
       certs.stop();
+      globalConfig?.stop();
       // In-flight reviews finish; idle keep-alive connections and HTTP/2 sessions are closed.
       await app.close();
       await cluster.stop?.();
@@ -269,6 +284,9 @@ export async function runWebhook(opts: Record<string, unknown>): Promise<void> {
     certFile: String(opts.tlsCertFile),
     keyFile: String(opts.tlsKeyFile),
     ...(opts.clientCaFile ? { clientCAFile: String(opts.clientCaFile) } : {}),
+    ...(typeof opts.globalConfig === "string" && opts.globalConfig
+      ? { globalConfigFile: opts.globalConfig }
+      : {}),
     config,
     log,
   });

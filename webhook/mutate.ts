@@ -2,7 +2,7 @@
 // The order matters for speed: the cheap checks on the pod itself (no PVC → done) come before any
 // lookup, so pods without JuiceFS volumes cost one pass over spec.volumes.
 import type { V1Pod } from "@kubernetes/client-node";
-import { buildSidecarContainer, labels } from "../driver/juicefs/index.ts";
+import { buildSidecarContainer, type GlobalConfig, labels } from "../driver/juicefs/index.ts";
 import {
   type AdmissionRequest,
   type AdmissionResult,
@@ -35,6 +35,8 @@ export interface MutateDeps {
   build?: SidecarBuilder;
   /** Settings parsed by earlier reviews (makeMutateHandler makes one). */
   memo?: SettingsMemo;
+  /** The global config in force, read at each review (sidecar mode applies its patches). */
+  globalConfig?: () => GlobalConfig | undefined;
 }
 
 export function makeMutateHandler(deps: MutateDeps): Handler {
@@ -142,12 +144,14 @@ export async function mutatePod(req: AdmissionRequest, deps: MutateDeps): Promis
   if (sidecar && webhook.requireNamespaceLabel && nsLabels?.[labels.enableInjection] !== "true")
     return patched(original, pod);
 
+  const gc = deps.globalConfig?.();
   const resolutions = await Promise.all(
     refs.map((ref) =>
       resolveVolume(deps.lookup, namespace, ref, {
         settings: sidecar,
         driverConfig: deps.config.driver,
         ...(deps.memo ? { memo: deps.memo } : {}),
+        ...(sidecar && gc ? { globalConfig: gc } : {}),
       }),
     ),
   );

@@ -4,6 +4,12 @@
 // server would store.
 import fastJsonPatch from "fast-json-patch";
 import { stringify } from "yaml";
+import {
+  type GlobalConfig,
+  globalConfigKey,
+  globalConfigName,
+  parseGlobalConfig,
+} from "../driver/juicefs/index.ts";
 import { type AdmissionRequest, cloneJson, type KubeObject } from "./admission.ts";
 import { defaultWebhookSettings, supportsNativeSidecars, type WebhookConfig } from "./config.ts";
 import { MemoryLookup } from "./lookup.ts";
@@ -47,6 +53,7 @@ async function injectOne(
   lookup: MemoryLookup,
   native: boolean,
   config: WebhookConfig,
+  globalConfig?: GlobalConfig,
 ): Promise<{ ok: true; obj: KubeObject; warnings: string[] } | { ok: false; message: string }> {
   const t = podTemplateOf(obj);
   if (!t) return { ok: true, obj, warnings: [] };
@@ -69,7 +76,12 @@ async function injectOne(
     object: pod,
     dryRun: true,
   };
-  const r = await mutatePod(request, { lookup, config, native });
+  const r = await mutatePod(request, {
+    lookup,
+    config,
+    native,
+    ...(globalConfig ? { globalConfig: () => globalConfig } : {}),
+  });
   if (!r.allowed) return { ok: false, message: `${describe(obj)}: ${r.message}` };
   const warnings = (r.warnings ?? []).map((w) => `${describe(obj)}: ${w}`);
   if (!r.patch) return { ok: true, obj, warnings };
@@ -118,21 +130,40 @@ export async function injectOffline(input: {
   };
   let objects: KubeObject[];
   const lookup = new MemoryLookup();
+  const contextObjects: KubeObject[] = [];
   try {
     objects = parseManifests(input.pods, "-f");
     for (const [i, text] of input.context.entries())
-      for (const o of parseManifests(text, `--manifests #${i + 1}`)) lookup.add(o);
+      contextObjects.push(...parseManifests(text, `--manifests #${i + 1}`));
+    for (const o of contextObjects) lookup.add(o);
   } catch (err) {
     if (err instanceof ManifestError) return { ok: false, output: `error: ${err.message}\n`, warnings: [] };
     throw err;
   }
   // Objects next to the pods (PVC, PV, Secret, ...) count as context too.
   for (const o of objects) lookup.add(o);
+  // The global config, when given among the manifests, applies as the webhook would apply it.
+  const gcMaps = [...contextObjects, ...objects].filter(
+    (o) => o.kind === "ConfigMap" && o.metadata?.name === globalConfigName,
+  );
+  let globalConfig: GlobalConfig | undefined;
+  if (gcMaps.length > 1)
+    return {
+      ok: false,
+      output: `error: ConfigMap ${globalConfigName} is given more than once\n`,
+      warnings: [],
+    };
+  if (gcMaps[0]) {
+    const text = (gcMaps[0] as { data?: Record<string, unknown> }).data?.[globalConfigKey];
+    const r = parseGlobalConfig(typeof text === "string" ? text : "", describe(gcMaps[0]));
+    if (!r.ok) return { ok: false, output: `error: ${r.errors.join("\nerror: ")}\n`, warnings: r.warnings };
+    if (r.config.mountPodPatch.length > 0) globalConfig = r.config;
+  }
   const out: KubeObject[] = [];
   const warnings: string[] = [];
   const errors: string[] = [];
   for (const o of objects) {
-    const r = await injectOne(o, lookup, native, config);
+    const r = await injectOne(o, lookup, native, config, globalConfig);
     if (!r.ok) errors.push(r.message);
     else {
       out.push(r.obj);

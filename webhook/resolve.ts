@@ -9,9 +9,13 @@ import type {
 import {
   type DriverConfig,
   driverName,
+  type GlobalConfig,
+  globalConfigName,
   type JuiceFSSettings,
   keys,
+  mergePatches,
   parseSettings,
+  podLevelFields,
   type SettingsError,
 } from "../driver/juicefs/index.ts";
 import { deepFreeze } from "./admission.ts";
@@ -55,6 +59,8 @@ export interface ResolveOptions {
   driverConfig: DriverConfig;
   /** Settings already parsed from the same objects (one per handler: the driver config is fixed). */
   memo?: SettingsMemo;
+  /** The global config in force (ConfigMap juicefs-csi-driver-config): its patches apply to sidecars. */
+  globalConfig?: GlobalConfig;
 }
 
 /** What parseSettings made of one claim's objects: deep-frozen, shared by every review that uses them. */
@@ -76,7 +82,15 @@ interface MemoEntry {
  * misses. Keyed by the Secret first: when the Secret cache drops a Secret, its decoded values go too.
  */
 export class SettingsMemo {
-  private readonly bySecret = new WeakMap<V1Secret, WeakMap<V1PersistentVolumeClaim, MemoEntry[]>>();
+  private bySecret = new WeakMap<V1Secret, WeakMap<V1PersistentVolumeClaim, MemoEntry[]>>();
+  private globalConfig: GlobalConfig | undefined;
+
+  /** Forgets everything when the global config in force changed (its object changes with the file). */
+  sync(globalConfig: GlobalConfig | undefined): void {
+    if (globalConfig === this.globalConfig) return;
+    this.globalConfig = globalConfig;
+    this.bySecret = new WeakMap();
+  }
 
   get(
     secret: V1Secret,
@@ -215,6 +229,7 @@ export async function resolveVolume(
   if (scName) sc = await lookup.storageClass(scName);
 
   const readOnly = ref.readOnly || csi.readOnly === true;
+  opts.memo?.sync(opts.globalConfig);
   const parsed =
     opts.memo?.get(secret, pvc, pv, sc, readOnly) ??
     parseClaim({ secret, secretName: secretRef.name, namespace, pvc, pv, sc, readOnly, pvcId, pvId }, opts);
@@ -265,6 +280,7 @@ function parseClaim(o: ClaimObjects, opts: ResolveOptions): Parsed {
       : {}),
     pvcAnnotations: pvc.metadata?.annotations ?? {},
     driverConfig: opts.driverConfig,
+    ...(opts.globalConfig ? { globalConfig: opts.globalConfig } : {}),
     readOnly,
     objectName: pvId,
     // Sidecar mode builds the client at admission: the claim is known, the node is not yet (the pod
@@ -274,6 +290,7 @@ function parseClaim(o: ClaimObjects, opts: ResolveOptions): Parsed {
       pvc: {
         name: pvc.metadata?.name ?? "",
         namespace: pvc.metadata?.namespace ?? namespace,
+        ...(pvc.spec?.storageClassName ? { storageClassName: pvc.spec.storageClassName } : {}),
         labels: pvc.metadata?.labels ?? {},
         annotations: pvc.metadata?.annotations ?? {},
       },
@@ -286,10 +303,32 @@ function parseClaim(o: ClaimObjects, opts: ResolveOptions): Parsed {
         ok: true,
         settings: result.settings,
         secretKeys: Object.keys(data),
-        warnings: result.warnings.map((w) => `${pvcId}: ${w}`),
+        warnings: [...result.warnings, ...podLevelPatchWarnings(opts.globalConfig, pvc)].map(
+          (w) => `${pvcId}: ${w}`,
+        ),
       }
     : { ok: false, message: `${pvcId} (${pvId}): ${formatErrors(result.errors)}` };
   return opts.memo ? opts.memo.set(secret, pvc, pv, sc, readOnly, parsed) : parsed;
+}
+
+/**
+ * A sidecar runs in the app's pod, which keeps its own network, DNS, grace period, init containers,
+ * labels and annotations: the global config's pod-level fields cannot apply, and the user is told.
+ */
+function podLevelPatchWarnings(gc: GlobalConfig | undefined, pvc: V1PersistentVolumeClaim): string[] {
+  if (!gc) return [];
+  const applied = mergePatches(gc, {
+    pvc: {
+      name: pvc.metadata?.name ?? "",
+      labels: pvc.metadata?.labels ?? {},
+      ...(pvc.spec?.storageClassName ? { storageClassName: pvc.spec.storageClassName } : {}),
+    },
+  });
+  const fields = podLevelFields.filter((f) => applied?.[f] !== undefined);
+  if (!applied || fields.length === 0) return [];
+  return [
+    `global config (ConfigMap ${globalConfigName}) mountPodPatch[${applied.entries.join(", ")}]: ${fields.join(", ")} apply to Mount Pods only; the sidecar runs in this pod, which keeps its own`,
+  ];
 }
 
 /** Secret values as strings: `data` is base64 (API objects), `stringData` appears in manifests. */

@@ -1,12 +1,15 @@
-// POST /validate: refuse Secrets, PVs, StorageClasses, PVCs and pods whose JuiceFS settings cannot
+// POST /validate: refuse Secrets, PVs, StorageClasses, PVCs, the global config ConfigMap and pods whose JuiceFS settings cannot
 // work, with a message naming the field; warnings go into the review so kubectl shows them. Every rule
 // is the domain's parseSettings: the webhook only decides which parts of an object to feed it.
 import type { V1PersistentVolume, V1PersistentVolumeClaim, V1StorageClass } from "@kubernetes/client-node";
 import {
   type DriverConfig,
   driverName,
+  globalConfigKey,
+  globalConfigName,
   keys,
   labels,
+  parseGlobalConfig,
   parseSettings,
   type SettingsInput,
 } from "../driver/juicefs/index.ts";
@@ -122,6 +125,9 @@ export async function validateObject(
         `PersistentVolumeClaim ${ns}/${name}`,
         deps,
       );
+    case "ConfigMap":
+      if (md.name !== globalConfigName) return { errors: [], warnings: [] };
+      return validateGlobalConfig(obj, `ConfigMap ${ns}/${name}`);
     case "Pod": {
       const r = sidecarResourceOverrides(isRecord(md.annotations) ? md.annotations : undefined);
       if (r.ok) return { errors: [], warnings: [] };
@@ -130,6 +136,22 @@ export async function validateObject(
     default:
       return { errors: [], warnings: [] };
   }
+}
+
+/** The global config: the node plugins and the webhook read its config.yaml; a bad one is refused. */
+function validateGlobalConfig(obj: KubeObject, id: string): Verdict {
+  const data = isRecord(obj.data) ? obj.data : {};
+  const warnings = Object.keys(data)
+    .filter((k) => k !== globalConfigKey)
+    .map((k) => `${id}: data key "${k}" is not read; the driver reads only "${globalConfigKey}"`);
+  if (isRecord(obj.binaryData) && Object.hasOwn(obj.binaryData, globalConfigKey))
+    return { object: id, errors: [`${id}: ${globalConfigKey} must be in data, not binaryData`], warnings };
+  const text = data[globalConfigKey];
+  if (text === undefined) return { object: id, errors: [], warnings };
+  if (typeof text !== "string")
+    return { object: id, errors: [`${id}: data.${globalConfigKey} must be a string`], warnings };
+  const r = parseGlobalConfig(text, id);
+  return { object: id, errors: r.ok ? [] : r.errors, warnings: [...warnings, ...r.warnings] };
 }
 
 function validateSecret(obj: KubeObject, id: string, ref: { name: string; namespace: string }): Verdict {

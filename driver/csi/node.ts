@@ -7,7 +7,9 @@ import { isAbsolute, join, posix } from "node:path";
 import type { Logger } from "pino";
 import {
   type DriverConfig,
+  type GlobalConfig,
   parseSettings,
+  patchNeeds,
   settingsHash,
   type TemplateObject,
   type TemplateObjects,
@@ -44,6 +46,12 @@ export interface NodeOptions {
    * need (the Kubernetes API). Absent: such a template fails the publish naming what is missing.
    */
   templateObjects?: (req: { target: string; needs: Set<TemplateObject> }) => Promise<TemplateObjects>;
+  /**
+   * The global config in force (ConfigMap juicefs-csi-driver-config), read at each publish: a change
+   * reaches the next new Mount Pod without a restart. Its pvcSelector/nodeSelector entries make the
+   * publish read the claim/the Node through templateObjects.
+   */
+  globalConfig?: () => GlobalConfig | undefined;
 }
 
 export function nodeService(opts: NodeOptions): ServiceHandlers {
@@ -68,10 +76,15 @@ export function nodeService(opts: NodeOptions): ServiceHandlers {
             vctx.mountOptions ?? "",
             vctx.subPath ?? "",
           ]);
+          const globalConfig = opts.globalConfig?.();
+          const patchNeed = patchNeeds(globalConfig);
+          if (patchNeed.pvc) needs.add("pvc");
+          if (patchNeed.node) needs.add("node");
           const templateObjects =
             needs.size > 0 && opts.templateObjects ? await opts.templateObjects({ target, needs }) : {};
           const parsed = parseSettings({
             templateObjects,
+            ...(globalConfig ? { globalConfig } : {}),
             volumeId,
             secret: secrets,
             volumeContext: req.volume_context ?? {},

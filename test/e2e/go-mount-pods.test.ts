@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type * as k8s from "@kubernetes/client-node";
 import t from "tap";
 import { nodeService } from "../../driver/csi/node.ts";
+import { GlobalConfigFile } from "../../driver/global-config-file.ts";
 import { apiAccess } from "../../driver/juicefs/constants.ts";
 import { mergePatch as k8sMergePatch } from "../../driver/kube/client.ts";
 import { templateObjectReader } from "../../driver/main.ts";
@@ -320,5 +321,106 @@ t.test(
     }
     await node.NodeUnpublishVolume!({ volume_id: volumeId, target_path: target } as never);
     await eventually("Mount Pod gone", async () => (await e.mountPods(volumeId)).length === 0, 15_000);
+  },
+);
+
+t.test(
+  "global config: a mountPodPatch selected by the claim's StorageClass and labels shapes new Mount Pods; a change reaches the next one without a restart, running ones are kept",
+  { skip: skipRoot || needsStandIns },
+  async (t) => {
+    const file = join(e.dir, "global", "config.yaml");
+    mkdirSync(join(e.dir, "global"), { recursive: true });
+    writeFileSync(
+      file,
+      [
+        "mountPodPatch:",
+        "  - pvcSelector: {matchStorageClassName: fast, matchLabels: {team: data}}",
+        "    labels: {patched: one}",
+        "    env: [{name: PATCH_VOLUME, value: '${VOLUME_ID}'}]",
+        "    resources: {limits: {memory: 3Gi}}",
+        "",
+      ].join("\n"),
+    );
+    const gc = new GlobalConfigFile(file, { intervalMs: 60_000 });
+    await gc.start();
+    t.teardown(() => gc.stop());
+    const claimed = async (volumeId: string, claim: string, labels: Record<string, string>) => {
+      await e.admin.core.createNamespacedPersistentVolumeClaim({
+        namespace: e.appNamespace,
+        body: {
+          metadata: { name: claim, labels },
+          spec: {
+            storageClassName: "fast",
+            accessModes: ["ReadWriteMany"],
+            resources: { requests: { storage: "1Gi" } },
+          },
+        },
+      });
+      await e.createPV(volumeId, { claim });
+    };
+    await claimed("pv-gc-1", "gc-claim-1", { team: "data" });
+    await claimed("pv-gc-2", "gc-claim-2", { team: "data" });
+    await claimed("pv-gc-3", "gc-claim-3", { team: "web" });
+    const node = nodeService({
+      nodeId: e.nodeName,
+      clients: e.mode.clients,
+      mounter: new SystemMounter(),
+      driverConfig: { hostMountRoot: e.mountRoot },
+      templateObjects: templateObjectReader({ KUBECONFIG: join(e.dir, "node-kubeconfig") }, e.nodeName),
+      globalConfig: () => gc.current(),
+    });
+    const publish = async (volumeId: string, app: k8s.V1Pod) => {
+      const target = e.targetOf(app, volumeId);
+      await node.NodePublishVolume!({
+        volume_id: volumeId,
+        target_path: target,
+        volume_capability: {
+          mount: { fs_type: "", mount_flags: [] },
+          access_mode: { mode: "MULTI_NODE_MULTI_WRITER" },
+        },
+        readonly: false,
+        secrets: secretFor(volumeId),
+        volume_context: {},
+      } as never);
+      const [pod] = await e.mountPods(volumeId);
+      return { target, pod: pod! };
+    };
+    const app = await e.createAppPod("gc-app");
+    const one = await publish("pv-gc-1", app);
+    const c1 = one.pod.spec!.containers[0]!;
+    t.equal(one.pod.metadata?.labels?.patched, "one", "the patch's label");
+    t.equal(c1.env?.find((x) => x.name === "PATCH_VOLUME")?.value, "pv-gc-1", "${VOLUME_ID} filled");
+    t.equal(c1.resources?.limits?.memory, "3Gi");
+    writeFileSync(join(one.target, "f"), "served");
+    const other = await publish("pv-gc-3", app);
+    t.notOk(other.pod.metadata?.labels?.patched, "a claim the selector does not pick is not patched");
+
+    // The operator edits the ConfigMap: the kubelet swaps the file; the plugin reads it again.
+    writeFileSync(
+      file,
+      "mountPodPatch:\n  - pvcSelector: {matchStorageClassName: fast, matchLabels: {team: data}}\n    labels: {patched: two}\n",
+    );
+    await gc.reload();
+    const two = await publish("pv-gc-2", app);
+    t.equal(two.pod.metadata?.labels?.patched, "two", "the new config reaches the next new Mount Pod");
+    const [still] = await e.mountPods("pv-gc-1");
+    t.equal(still?.metadata?.uid, one.pod.metadata?.uid, "the running Mount Pod is kept");
+    t.equal(still?.metadata?.labels?.patched, "one", "with its settings, until it is recreated");
+    t.equal(readFileSync(join(one.target, "f"), "utf8"), "served", "its target still serves");
+
+    // A broken edit keeps the last good config (the webhook refuses it at apply; this is the backstop).
+    writeFileSync(file, "mountPodPatch: [{labels: {patched: 'not valid!'}}]\n");
+    await gc.reload();
+    t.match(gc.problem(), /labels\.patched: "not valid!" is not a valid label value/);
+    t.equal(gc.current()?.mountPodPatch[0]?.labels?.patched, "two", "the last good config stays in force");
+
+    for (const [v, target] of [
+      ["pv-gc-1", one.target],
+      ["pv-gc-2", two.target],
+      ["pv-gc-3", other.target],
+    ] as const) {
+      await node.NodeUnpublishVolume!({ volume_id: v, target_path: target } as never);
+      await eventually(`Mount Pod of ${v} gone`, async () => (await e.mountPods(v)).length === 0, 15_000);
+    }
   },
 );

@@ -3,7 +3,7 @@
 // any order of reviews (no review writes to a shared object), and a changed PVC, PV, StorageClass or
 // Secret (informers replace the object) is seen by the next review.
 import t from "tap";
-import { buildSidecarContainer } from "../../driver/juicefs/index.ts";
+import { buildSidecarContainer, type GlobalConfig, parseGlobalConfig } from "../../driver/juicefs/index.ts";
 import { decodeReview, toReviewResponse } from "../../webhook/admission.ts";
 import { defaultWebhookSettings, type MountMode, type WebhookConfig } from "../../webhook/config.ts";
 import { MemoryLookup } from "../../webhook/lookup.ts";
@@ -143,4 +143,47 @@ t.test("a changed Secret, PV, StorageClass or PVC reaches the next review", asyn
   const broken = (await answer(handler, review)) as Obj;
   t.equal(broken.response.allowed, false, "a Secret broken later refuses the next pod");
   t.match(broken.response.status.message, /metaurl/);
+});
+
+t.test("a new global config reaches the next review; the same one reuses the memo", async (t) => {
+  const lookup = new MemoryLookup(structuredClone(cluster));
+  let builds = 0;
+  const build = (...a: Parameters<typeof buildSidecarContainer>) => {
+    builds++;
+    return buildSidecarContainer(...a);
+  };
+  let gc: GlobalConfig | undefined;
+  const handler = makeMutateHandler({
+    lookup,
+    config: config("sidecar"),
+    native: true,
+    build,
+    globalConfig: () => gc,
+  });
+  const review = fixtures.find((fx) => fx.name === "dynamic-pvc")!.review;
+  const sidecar = async () => {
+    const a = (await answer(handler, review)) as Obj;
+    t.equal(a.response.allowed, true, a.response.status?.message ?? "allowed");
+    const op = (a.response.patch as Obj[]).find((o) => o.path === "/spec/initContainers");
+    return ((op?.value ?? []) as Obj[]).find((c) => c.restartPolicy === "Always") as Obj;
+  };
+  const parsed = (text: string): GlobalConfig => {
+    const r = parseGlobalConfig(text);
+    if (!r.ok) throw new Error(r.errors.join("; "));
+    return r.config;
+  };
+  const plain = await sidecar();
+  gc = parsed(
+    "mountPodPatch: [{pvcSelector: {matchStorageClassName: juicefs-sc}, ceMountImage: example.com/mount:one}]",
+  );
+  t.equal((await sidecar()).image, "example.com/mount:one", "the claim's StorageClass is matched");
+  const afterOne = builds;
+  await sidecar();
+  t.equal(builds, afterOne, "the same config object: remembered");
+  gc = parsed(
+    "mountPodPatch: [{pvcSelector: {matchStorageClassName: other-sc}, ceMountImage: example.com/mount:two}]",
+  );
+  t.same(await sidecar(), plain, "a config that no longer selects the claim: the plain sidecar again");
+  gc = undefined;
+  t.same(await sidecar(), plain);
 });

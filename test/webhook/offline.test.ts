@@ -125,6 +125,79 @@ spec:
   t.match(missing.stderr, /warning: Pod default\/app: PVC default\/juicefs-pvc .* does not exist yet/);
 });
 
+t.test("inject with the global config among the manifests: its patches reach the sidecar", async (t) => {
+  const r = await runCli([
+    "inject",
+    "-f",
+    ex("pod.yaml"),
+    "--manifests",
+    ...context,
+    ex("global-config.yaml"),
+  ]);
+  t.equal(r.code, 0, r.stderr);
+  const pod = parse(r.stdout);
+  t.doesNotThrow(() => validatePod(pod));
+  const sidecar = pod.spec.initContainers.find((c: { name: string }) => c.name === "juicefs-mount-data");
+  t.equal(sidecar.image, "juicedata/mount:ce-v1.2.3", "the entry without a selector applies to every claim");
+  t.same(
+    sidecar.env.find((e: { name: string }) => e.name === "JFS_VOLUME"),
+    { name: "JFS_VOLUME", value: "myjfs" },
+    "matchName picks the example claim; ${VOLUME_NAME} is the file system's name",
+  );
+  t.notOk(
+    pod.spec.volumes.some((v: { name: string }) => v.name === "ca-bundle"),
+    "the entry for team=analytics does not apply",
+  );
+  const hostNet = join(tmp, "gc-hostnet.yaml");
+  writeFileSync(
+    hostNet,
+    `apiVersion: v1
+kind: ConfigMap
+metadata: {name: juicefs-csi-driver-config, namespace: kube-system}
+data:
+  config.yaml: |
+    mountPodPatch:
+      - hostNetwork: true
+        labels: {team: storage}
+`,
+  );
+  const warned = await runCli(["inject", "-f", ex("pod.yaml"), "--manifests", ...context, hostNet]);
+  t.equal(warned.code, 0, warned.stderr);
+  t.match(
+    warned.stderr,
+    /warning: .*mountPodPatch\[0\]: hostNetwork, labels apply to Mount Pods only; the sidecar runs in this pod/,
+  );
+  t.notOk(parse(warned.stdout).spec.hostNetwork, "the app's pod keeps its own network");
+  const broken = join(tmp, "gc-broken.yaml");
+  writeFileSync(
+    broken,
+    `apiVersion: v1
+kind: ConfigMap
+metadata: {name: juicefs-csi-driver-config, namespace: kube-system}
+data:
+  config.yaml: |
+    mountPodPatch:
+      - pvcSelector: {matchLabel: {a: b}}
+`,
+  );
+  const bad = await runCli(["inject", "-f", ex("pod.yaml"), "--manifests", ...context, broken]);
+  t.equal(bad.code, 1);
+  t.match(
+    bad.stderr,
+    /error: ConfigMap kube-system\/juicefs-csi-driver-config: mountPodPatch\[0\]\.pvcSelector: unknown key "matchLabel"; did you mean "matchLabels"\?/,
+  );
+  t.equal(bad.stdout, "");
+  const v = await runCli(["validate", "-f", broken]);
+  t.equal(v.code, 1, "validate refuses it the way the webhook does");
+  t.match(
+    v.stdout,
+    /invalid {2}ConfigMap kube-system\/juicefs-csi-driver-config: .*did you mean "matchLabels"/,
+  );
+  const vg = await runCli(["validate", "-f", ex("global-config.yaml")]);
+  t.equal(vg.code, 0, vg.stdout);
+  t.match(vg.stdout, /valid {4}ConfigMap kube-system\/juicefs-csi-driver-config/);
+});
+
 t.test("inject --kubernetes-version: native from 1.29, classic refused below unless accepted", async (t) => {
   const args = ["inject", "-f", ex("pod.yaml"), "--manifests", ...context, "-o", "json"];
   const dflt = await runCli(args);

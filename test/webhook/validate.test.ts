@@ -278,3 +278,54 @@ t.test("PVCs and pods", async (t) => {
     "other kinds pass",
   );
 });
+
+t.test("the global config ConfigMap: a bad patch is refused naming the field; others pass", async (t) => {
+  const cm = (
+    text: string | undefined,
+    name = "juicefs-csi-driver-config",
+    extra: Record<string, string> = {},
+  ) => ({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name, namespace: "kube-system" },
+    data: { ...(text === undefined ? {} : { "config.yaml": text }), ...extra },
+  });
+  t.match(await validate(cm("mountPodPatch:\n  - ceMountImage: juicedata/mount:ce-v1.2.3\n")), {
+    allowed: true,
+  });
+  t.match(await validate(cm(undefined)), { allowed: true }, "no config.yaml: no patches");
+  t.match(await validate(cm("mountPodPatch: [{resources: {limits: {memory: lots}}}]")), {
+    allowed: false,
+    status: {
+      code: 403,
+      message:
+        /^JuiceFS: ConfigMap kube-system\/juicefs-csi-driver-config: mountPodPatch\[0\]\.resources\.limits\.memory: "lots" is not a Kubernetes quantity$/,
+    },
+  });
+  const toggles = await validate(cm("enableNativeSidecar: true\n", undefined, { other: "x" }));
+  t.equal(toggles.allowed, true);
+  t.match(toggles.warnings?.join("\n"), /enableNativeSidecar has no effect in this driver/);
+  t.match(toggles.warnings?.join("\n"), /data key "other" is not read; the driver reads only "config.yaml"/);
+  t.match(
+    await validate(cm("{not yaml", "some-other-config")),
+    { allowed: true },
+    "other ConfigMaps are not ours",
+  );
+  // UPDATE ratchets like every other object: an old problem stays a warning, a new one is refused.
+  const old = cm("mountPodPatch: [{hostnameKey: x}]");
+  const send = async (object: unknown) => {
+    const review = podReview(object as Record<string, unknown>, {
+      operation: "UPDATE",
+      kind: { group: "", version: "v1", kind: "ConfigMap" },
+      resource: { group: "", version: "v1", resource: "configmaps" },
+      oldObject: old,
+    });
+    const res = await app.inject({ method: "POST", url: "/validate", payload: review });
+    return (res.json() as AdmissionReviewResponse).response;
+  };
+  const kept = await send(cm("mountPodPatch: [{hostnameKey: x}]", undefined, { note: "edited" }));
+  t.equal(kept.allowed, true);
+  t.match(kept.warnings?.join("\n"), /allowed because this update does not change these invalid settings/);
+  const worse = await send(cm("mountPodPatch: [{hostnameKey: x, dnsPolicy: Sometimes}]"));
+  t.match(worse, { allowed: false, status: { message: /dnsPolicy: must be one of/ } });
+});
