@@ -142,7 +142,7 @@ t.test("inject with the global config among the manifests: its patches reach the
   t.same(
     sidecar.env.find((e: { name: string }) => e.name === "JFS_VOLUME"),
     { name: "JFS_VOLUME", value: "myjfs" },
-    "matchName picks the example claim; ${VOLUME_NAME} is the file system's name",
+    "matchName picks the example claim; VOLUME_NAME is the file system's name",
   );
   t.notOk(
     pod.spec.volumes.some((v: { name: string }) => v.name === "ca-bundle"),
