@@ -134,7 +134,7 @@ t.test("webhook routes and Service: what the API server calls is what the server
   const [mutate] = webhooksOf(one(objs, "MutatingWebhookConfiguration"));
   t.same(mutate!.clientConfig.service, { ...expectService, path: webhookRoutes.mutatePod });
   const validating = webhooksOf(one(objs, "ValidatingWebhookConfiguration"));
-  t.equal(validating.length, 5);
+  t.equal(validating.length, 6);
   for (const w of validating)
     t.same(w.clientConfig.service, { ...expectService, path: webhookRoutes.validate });
 
@@ -227,7 +227,7 @@ function checkDirs(t: Test, objs: K8sObject[], kubeletDir: string, mountDir: str
   t.equal(flag(registrar.args, "--kubelet-registration-path"), socket);
   t.ok(JSON.stringify(registrar.livenessProbe).includes(socket), "registrar probe checks the same socket");
   const config = parse(
-    (one(objs, "ConfigMap", `${release}-config`) as K8sObject & { data: Record<string, string> }).data[
+    (one(objs, "ConfigMap", `${release}-settings`) as K8sObject & { data: Record<string, string> }).data[
       "config.yaml"
     ]!,
   );
@@ -388,7 +388,7 @@ t.test("default client images are constants.defaultMountImages", async (t) => {
   t.equal(values.juicefsClient.image, defaultMountImages.community);
   const objs = await renderCi("default");
   const config = parse(
-    (one(objs, "ConfigMap", `${release}-config`) as K8sObject & { data: Record<string, string> }).data[
+    (one(objs, "ConfigMap", `${release}-settings`) as K8sObject & { data: Record<string, string> }).data[
       "config.yaml"
     ]!,
   );
@@ -433,7 +433,7 @@ t.test("the ConfigMap's keys are DriverConfig's (type-checked) plus the webhook'
   ];
   const objs = await renderCi("pod-mode-values.yaml");
   const config = parse(
-    (one(objs, "ConfigMap", `${release}-config`) as K8sObject & { data: Record<string, string> }).data[
+    (one(objs, "ConfigMap", `${release}-settings`) as K8sObject & { data: Record<string, string> }).data[
       "config.yaml"
     ]!,
   );

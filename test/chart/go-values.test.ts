@@ -3,6 +3,7 @@
 // value this driver cannot honour fails the render naming the key and the replacement.
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: pathPattern templates are ${...} in plain strings
 import t from "tap";
+import { parseGlobalConfig } from "../../driver/juicefs/index.ts";
 import {
   type Container,
   container,
@@ -144,10 +145,38 @@ t.test("every mapped Go key lands where it means the same", async (t) => {
   ]);
 
   // driver config: default mount images
-  const cm = one(objs, "ConfigMap", "juicefs-csi-config") as unknown as { data: Record<string, string> };
+  const cm = one(objs, "ConfigMap", "juicefs-csi-settings") as unknown as { data: Record<string, string> };
   t.match(cm.data["config.yaml"], /community: registry\.example\.com\/juicedata\/mount:ce-v1\.3\.0/);
   t.match(cm.data["config.yaml"], /enterprise: registry\.example\.com\/juicedata\/mount:ee-5\.1\.1-1faf43b/);
   t.equal(container(ctrl, "install-juicefs").image, "registry.example.com/juicedata/mount:ce-v1.3.0");
+
+  // global config: the Go ConfigMap, with the Go patches, read by the node plugins without restarts
+  const gcMap = one(objs, "ConfigMap", "juicefs-csi-driver-config") as unknown as {
+    data: Record<string, string>;
+  };
+  const parsedGc = parseGlobalConfig(gcMap.data["config.yaml"] ?? "");
+  t.ok(
+    parsedGc.ok,
+    parsedGc.ok ? "the rendered config parses as the driver reads it" : parsedGc.errors.join("; "),
+  );
+  if (parsedGc.ok) {
+    t.equal(parsedGc.config.mountPodPatch.length, 3);
+    t.equal(parsedGc.config.mountPodPatch[2]?.pvcSelector?.matchStorageClassName, "juicefs-sc");
+  }
+  t.ok(plugin.args?.includes("--global-config=/etc/juicefs-csi-global/config.yaml"));
+  t.ok(
+    podSpec(node).volumes?.some(
+      (v) =>
+        (v as { configMap?: { name: string; optional?: boolean } }).configMap?.name ===
+          "juicefs-csi-driver-config" &&
+        (v as { configMap?: { optional?: boolean } }).configMap?.optional === true,
+    ),
+    "mounted, optional",
+  );
+  t.notOk(
+    Object.keys(podMeta(node).annotations).some((k) => /global/i.test(k)),
+    "no checksum of it on the pods: an edit does not restart the plugins",
+  );
 
   // CSIDriver
   const csiDriver = one(objs, "CSIDriver");
@@ -277,7 +306,6 @@ t.test("NOTES.txt lists every Go key it renamed or that has no effect, with the 
     "dashboard:",
     "defaultMountImage",
     "webhook.certManager.enabled",
-    "globalConfig.enabled/manageByHelm/enableNodeSelector",
   ])
     t.ok(notes.includes(key), `NOTES mention ${key}`);
   const own = await helm([
@@ -336,8 +364,20 @@ t.test("Go values this driver cannot honour fail naming the key and the replacem
     },
     { args: ["--set", "controller.unknownGoKey=1"], says: /unknownGoKey/ },
     {
-      args: ["--set-json", 'globalConfig={"mountPodPatch":[{"hostNetwork":true}]}'],
-      says: /globalConfig\.mountPodPatch is not supported by this driver yet: .*config\.overrides/,
+      args: ["--set", "globalConfig.enableNodeSelector=true"],
+      says: /globalConfig\.enableNodeSelector: true is not supported by this driver: .*nodeName/,
+    },
+    {
+      args: ["--set-json", 'globalConfig.mountPodPatch=[{"hostNetwork":true},{"hostnameKey":"x"}]'],
+      says: /globalConfig\.mountPodPatch\[1\]\.hostnameKey is not supported by this driver/,
+    },
+    {
+      args: ["--set-json", 'globalConfig.mountPodPatch=[{"cacheDirs":[{"type":"EmptyDir"}]}]'],
+      says: /globalConfig\.mountPodPatch\[0\]\.cacheDirs\[0\]: type EmptyDir is not supported by this driver: use type HostPath/,
+    },
+    {
+      args: ["--set-json", 'globalConfig.mountPodPatch=[{"ceMountImag":"x"}]'],
+      says: /ceMountImag/,
     },
   ];
   const runs = await Promise.all(cases.map((c) => template(c.args)));

@@ -21,7 +21,7 @@ t.test("good values: exit 0 and a one-line summary", async (t) => {
   t.equal(r.code, 0, r.stdout + r.stderr);
   t.equal(
     r.stdout,
-    `ok: ${f}: 29 objects rendered; values schema, helm lint --strict, Kubernetes schemas and validate pass\n`,
+    `ok: ${f}: 30 objects rendered; values schema, helm lint --strict, Kubernetes schemas and validate pass\n`,
   );
 });
 

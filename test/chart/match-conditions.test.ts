@@ -120,6 +120,20 @@ t.test("rendered matchConditions scope every webhook to what it can judge", asyn
     t.notOk(calls(w("validate-secret"), "UPDATE", secret(deleting), secret()));
   });
 
+  t.test("ConfigMaps: only the global config, never one being deleted", async (t) => {
+    const v = w("validate-global-config");
+    const cm = (name: string, metadata: Json = {}) => ({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name, namespace: "kube-system", ...metadata },
+      data: { "config.yaml": "mountPodPatch: []" },
+    });
+    t.ok(calls(v, "CREATE", cm("juicefs-csi-driver-config")));
+    t.ok(calls(v, "UPDATE", cm("juicefs-csi-driver-config"), cm("juicefs-csi-driver-config")));
+    t.notOk(calls(v, "CREATE", cm("kube-root-ca.crt")), "every other ConfigMap stays in the API server");
+    t.notOk(calls(v, "UPDATE", cm("juicefs-csi-driver-config", deleting), cm("juicefs-csi-driver-config")));
+  });
+
   t.test(
     "pods: mutation for claims and for injected pods (reinvocation); validation for our annotations",
     async (t) => {

@@ -82,8 +82,23 @@ t.test("defaults: mutating Fail, validating Ignore, 5 s, the admission API contr
       ["validate-pv.csi.juicefs.com", "persistentvolumes", ["CREATE", "UPDATE"]],
       ["validate-storageclass.csi.juicefs.com", "storageclasses", ["CREATE", "UPDATE"]],
       ["validate-pvc.csi.juicefs.com", "persistentvolumeclaims", ["CREATE", "UPDATE"]],
+      ["validate-global-config.csi.juicefs.com", "configmaps", ["CREATE", "UPDATE"]],
       ["validate-pod.csi.juicefs.com", "pods", ["CREATE"]],
     ],
+  );
+  // Only the one ConfigMap, in the release's namespace: no other ConfigMap write ever reaches us.
+  const gc = validating.find((w) => w.name === "validate-global-config.csi.juicefs.com") as unknown as {
+    namespaceSelector: unknown;
+    matchConditions: { expression: string }[];
+  };
+  t.same(gc.namespaceSelector, { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } });
+  t.equal(gc.matchConditions[0]!.expression, "object.metadata.name == 'juicefs-csi-driver-config'");
+  const off = webhooksOf(
+    one(await render(["--set", "globalConfig.enabled=false"]), "ValidatingWebhookConfiguration"),
+  );
+  t.notOk(
+    off.some((w) => w.name === "validate-global-config.csi.juicefs.com"),
+    "globalConfig.enabled=false: no rule",
   );
 });
 

@@ -251,7 +251,7 @@ t.test(
   async (t) => {
     const cfg = async (objs: K8sObject[]) =>
       parse(
-        (one(objs, "ConfigMap", `${release}-config`) as unknown as { data: Record<string, string> }).data[
+        (one(objs, "ConfigMap", `${release}-settings`) as unknown as { data: Record<string, string> }).data[
           "config.yaml"
         ]!,
       );

@@ -88,15 +88,26 @@ a choice of the user, so this chart's own versions are used; any other value (a 
 {{- fail "snapshot.enabled: true is not supported by this driver (no VolumeSnapshot support); remove it, and copy data with a Job that mounts both claims" -}}
 {{- end -}}
 
-{{- /* Global config (the Go driver's juicefs-csi-driver-config ConfigMap): not implemented here yet. */ -}}
+{{- /* Global config (the Go driver's juicefs-csi-driver-config ConfigMap): the same keys and meaning
+(templates/global-config.yaml); what cannot work here fails naming the replacement. The webhook checks
+every field of an applied ConfigMap (driver/juicefs/global-config.ts). */ -}}
 {{- with $v.globalConfig -}}
-{{- if .mountPodPatch -}}
-{{- fail "globalConfig.mountPodPatch is not supported by this driver yet: set the same settings per StorageClass (parameters juicefs/mount-image, juicefs/mount-{cpu,memory}-{request,limit}, juicefs/mount-labels, juicefs/mount-annotations, juicefs/host-path, mountOptions) or for every volume with config.overrides; remove globalConfig.mountPodPatch" -}}
-{{- end -}}
 {{- if .enableNodeSelector -}}
 {{- fail "globalConfig.enableNodeSelector: true is not supported by this driver: Mount Pods are bound to their node with nodeName; remove the key" -}}
 {{- end -}}
-{{- $noEffect = append $noEffect "globalConfig.enabled/manageByHelm/enableNodeSelector: no global config ConfigMap here (mountPodPatch is empty); driver-wide settings are under config" -}}
+{{- range $i, $p := (.mountPodPatch | default list) -}}
+{{- if hasKey $p "hostnameKey" -}}
+{{- fail (printf "globalConfig.mountPodPatch[%d].hostnameKey is not supported by this driver: the Mount Pod's hostname is its name; remove hostnameKey" $i) -}}
+{{- end -}}
+{{- if hasKey $p "resourcePercentages" -}}
+{{- fail (printf "globalConfig.mountPodPatch[%d].resourcePercentages is not supported by this driver: set resources (requests/limits) instead" $i) -}}
+{{- end -}}
+{{- range $j, $c := ($p.cacheDirs | default list) -}}
+{{- if has $c.type (list "EmptyDir" "Ephemeral") -}}
+{{- fail (printf "globalConfig.mountPodPatch[%d].cacheDirs[%d]: type %s is not supported by this driver: use type HostPath (a node directory) or PVC (a claim in the release namespace)" $i $j $c.type) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{- /* Paths and pod-level settings */ -}}

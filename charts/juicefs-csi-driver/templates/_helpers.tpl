@@ -96,7 +96,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
 {{- define "juicefs-csi.configMapName" -}}
-{{- include "juicefs-csi.componentName" (list . "config") -}}
+{{- include "juicefs-csi.componentName" (list . "settings") -}}
 {{- end -}}
 
 {{/* Host folder of the clients' mounts, without a trailing slash. */}}
@@ -314,4 +314,14 @@ dnsConfig:
 {{- if hasKey $c "terminationGracePeriodSeconds" }}
 terminationGracePeriodSeconds: {{ $c.terminationGracePeriodSeconds }}
 {{- end }}
+{{- end -}}
+
+{{/* The global config ConfigMap: a fixed name, as the Go driver's (driver/juicefs/global-config.ts globalConfigName). */}}
+{{- define "juicefs-csi.globalConfigName" -}}
+juicefs-csi-driver-config
+{{- end -}}
+
+{{/* Where the node plugin and the webhook mount it (its own folder: never inside another ConfigMap's volume). */}}
+{{- define "juicefs-csi.globalConfigDir" -}}
+/etc/juicefs-csi-global
 {{- end -}}
