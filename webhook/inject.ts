@@ -10,6 +10,7 @@ import {
   bufferSizeOf,
   buildSidecarContainer,
   canonicalJson,
+  defaultSidecarContainerName,
   escapeEnvRefs,
   hashedSettings,
   type JuiceFSSettings,
@@ -239,21 +240,16 @@ const joinPath = (...parts: (string | undefined)[]): string =>
     .filter((p) => p !== "" && p !== ".")
     .join("/");
 
-/** DNS-1123 label: container names are at most 63 characters. */
-function containerName(volumeName: string, taken: Set<string>): string {
-  let base = `juicefs-mount-${volumeName}`;
-  if (base.length > 63) base = `juicefs-mount-${volumeName.slice(0, 40)}-${shortHash(volumeName)}`;
-  base = base.replace(/-+$/, "");
-  let name = base;
-  for (let i = 2; taken.has(name); i++) name = `${base.slice(0, 60)}-${i}`;
+/**
+ * The reference driver's names, which its docs' `kubectl logs <pod> -c jfs-mount` relies on: the first
+ * client is `jfs-mount`, the next ones `jfs-mount-1`, `jfs-mount-2`... (skipping names the pod uses).
+ * The injection record (and `doctor`) says which claim each one serves.
+ */
+function containerName(taken: Set<string>): string {
+  let name = defaultSidecarContainerName;
+  for (let i = 1; taken.has(name); i++) name = `${defaultSidecarContainerName}-${i}`;
   taken.add(name);
   return name;
-}
-
-function shortHash(s: string): string {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return (h >>> 0).toString(16).padStart(8, "0");
 }
 
 const isJuiceMount = (m: V1VolumeMount, names: Set<string>) => names.has(m.name);
@@ -598,7 +594,7 @@ export function planPod(pod: V1Pod, claims: ClaimPlan[], opts: PlanOptions): Pla
     const owner = group.members.find((m) => !m.settings.readOnly) ?? group.members[0]!;
     const { claim, settings } = owner;
     const volumeName = claim.ref.volumeName;
-    const name = containerName(volumeName, taken);
+    const name = containerName(taken);
     const metricsPort = metrics.take();
     if (spec.hostNetwork === true)
       warnings.push(

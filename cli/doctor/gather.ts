@@ -17,7 +17,7 @@ import {
   type Target,
 } from "../../driver/doctor/snapshot.ts";
 import { driverName, labels, volumeIdLabelValue } from "../../driver/juicefs/index.ts";
-import { injectedClaims } from "../../driver/juicefs/injected.ts";
+import { injectedClaims, sidecarClientContainers } from "../../driver/juicefs/injected.ts";
 
 /** Labels of this driver's own pods (chart _helpers.tpl componentLabels). */
 export const driverPodSelector = "app.kubernetes.io/part-of=juicefs-csi";
@@ -230,9 +230,7 @@ export async function gatherSnapshot(o: GatherOptions): Promise<Snapshot> {
   for (const mp of mountPods)
     clientContainers.push({ pod: mp, container: mp.spec?.containers?.[0]?.name ?? "" });
   for (const p of pods)
-    for (const ctn of [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])])
-      if (ctn.name.startsWith("jfs-mount") || ctn.name.startsWith("juicefs-mount"))
-        clientContainers.push({ pod: p, container: ctn.name });
+    for (const container of sidecarClientContainers(p)) clientContainers.push({ pod: p, container });
   for (const { pod, container } of clientContainers) {
     const st = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].find(
       (s) => s.name === container,

@@ -15,7 +15,7 @@ import type {
   V1StorageClass,
 } from "@kubernetes/client-node";
 import { driverName, keys, labels, labelValue, volumeIdLabelValue } from "../juicefs/index.ts";
-import { injectedClaims } from "../juicefs/injected.ts";
+import { injectedClaims, sidecarClientContainers } from "../juicefs/injected.ts";
 import { isJuiceFSVolume, publishSecretRef, type Snapshot, type Target } from "./snapshot.ts";
 
 export type Verdict = "ok" | "broken" | "warning" | "unknown" | "skipped";
@@ -1011,8 +1011,9 @@ function findContainer(p: V1Pod, name: string): V1Container | undefined {
 }
 
 function sidecarLink(ctx: Context, pod: V1Pod): Link {
-  const c = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find(
-    (x) => x.name.startsWith("jfs-mount") || x.name.startsWith("juicefs-mount"),
+  const clients = sidecarClientContainers(pod);
+  const c = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((x) =>
+    clients.includes(x.name),
   );
   const object = ref("pod", pod.metadata?.name ?? "", pod.metadata?.namespace);
   if (!c)

@@ -163,7 +163,7 @@ export interface MountContainerOptions {
   mountPoint: string;
   /** Secret (in the pod's namespace) whose keys are referenced with secretKeyRef. */
   secretName: string;
-  /** Container name; default "juicefs-mount". */
+  /** Container name; default "jfs-mount". */
   name?: string;
   /** Folder mounted (Bidirectional) that holds mountPoint; default its parent directory. */
   mountRoot?: string;

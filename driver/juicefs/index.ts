@@ -34,6 +34,7 @@ export {
   buildMountContainer,
   buildSidecarContainer,
   clientVolumes,
+  defaultSidecarContainerName,
   envsSecretKey,
   metaUrlPlaceholder,
   mountReadyScript,

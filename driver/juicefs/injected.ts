@@ -84,3 +84,23 @@ export function injectedClaims(pod: V1Pod): string[] {
   }
   return [...out];
 }
+
+/**
+ * The JuiceFS client containers of a pod injected in sidecar mode: the ones the injection record
+ * names, else (a pod injected by the reference driver, or with the record edited away) those named as
+ * the reference driver names them (`jfs-mount`, `jfs-mount-<n>`) or as this driver's releases before
+ * 0.1 did (`juicefs-mount-<volume>`), never the `-envs` init containers that only write files.
+ */
+export function sidecarClientContainers(pod: V1Pod): string[] {
+  const spec = pod.spec;
+  const all = [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].map((c) => c.name);
+  const recorded = new Set([...injectedVolumes(pod).values()].map((v) => v.container));
+  if (recorded.size > 0) return all.filter((n) => recorded.has(n));
+  return all.filter(isSidecarClientName);
+}
+
+/** `jfs-mount`, `jfs-mount-<digits>` (the reference driver's rule) or a legacy `juicefs-mount-<volume>`. */
+export function isSidecarClientName(name: string): boolean {
+  if (/^jfs-mount(-[0-9]+)?$/.test(name)) return true;
+  return name.startsWith("juicefs-mount-") && !name.endsWith("-envs");
+}

@@ -79,7 +79,7 @@ t.test("lint-values uses the chart built into the file (helm from $HELM)", async
   const env = { HELM: helmPath() };
   const ok = run(exe, ["lint-values", "-f", join(ciDir, "storage-classes-values.yaml")], [], env);
   t.equal(ok.status, 0, ok.stdout + ok.stderr);
-  t.match(ok.stdout, /29 objects rendered/);
+  t.match(ok.stdout, /30 objects rendered/);
   t.equal(ok.stderr, "", "no warnings (e.g. the deprecated punycode built-in)");
   const bad = run(exe, ["lint-values", "-f", "-"], [], env, "mountMode: fuse\n");
   t.equal(bad.status, 1);

@@ -49,7 +49,7 @@ t.test(
     t.equal(r.allowed, true);
     t.match(r.warnings, [/classic sidecar: if the JuiceFS client fails to start/]);
     const client = out.spec.containers[0];
-    t.equal(client.name, "juicefs-mount-data", "first container");
+    t.equal(client.name, "jfs-mount", "first container");
     t.match(client.lifecycle.postStart.exec.command, [
       "/bin/sh",
       "-c",

@@ -60,7 +60,7 @@ async function ask(app: Awaited<ReturnType<typeof testServer>>, obj: Json) {
 
 const sidecarsOf = (p: Json): Json[] =>
   [...(p.spec.initContainers ?? []), ...p.spec.containers].filter((c: Json) =>
-    c.name.startsWith("juicefs-mount-"),
+    /^jfs-mount(-\d+)?$/.test(c.name),
   );
 
 t.test("1000 volumes of one claim: one client, a small patch", async (t) => {
@@ -201,9 +201,9 @@ t.test("Istio injecting after us: the client starts after a native proxy", async
   t.equal(second.r.allowed, true);
   t.same(
     second.pod.spec.initContainers.map((c: Json) => c.name),
-    ["istio-init", "istio-proxy", "juicefs-mount-v0"],
+    ["istio-init", "istio-proxy", "jfs-mount"],
   );
-  t.match(second.r.warnings, [/Istio: juicefs-mount-v0 placed after istio-proxy/]);
+  t.match(second.r.warnings, [/Istio: jfs-mount placed after istio-proxy/]);
   validatePod(second.pod);
   const third = await ask(app, second.pod);
   t.equal(third.ops, undefined, "a third pass gives no patch");
@@ -227,14 +227,14 @@ t.test(
     t.equal(sidecarsOf(once.pod)[0].securityContext.runAsGroup, istioProxyGid);
     t.equal(
       once.pod.spec.initContainers[0].name,
-      "juicefs-mount-v0",
+      "jfs-mount",
       "the client starts first; the proxy comes later",
     );
     // A native proxy present at the first pass: ours right after it, no group change.
     const nat = await ask(app, istioAfter(podWith(["data-1"]), true));
     t.same(
       nat.pod.spec.initContainers.map((c: Json) => c.name),
-      ["istio-init", "istio-proxy", "juicefs-mount-v0"],
+      ["istio-init", "istio-proxy", "jfs-mount"],
     );
     t.equal(sidecarsOf(nat.pod)[0].securityContext.runAsGroup, 0);
     await app.close();

@@ -77,7 +77,7 @@ function checkInvariants(t: Tap, fx: Fixture, original: Obj, mutated: Obj) {
       [
         ...new Set(
           all
-            .filter((c) => c.name.startsWith("juicefs-mount-"))
+            .filter((c) => /^jfs-mount(-\d+)?$/.test(c.name))
             .flatMap((c) =>
               (c.volumeMounts ?? []).filter((m: Obj) => m.mountPath === "/jfs").map((m: Obj) => m.name),
             ),
@@ -93,7 +93,7 @@ function checkInvariants(t: Tap, fx: Fixture, original: Obj, mutated: Obj) {
   }
   t.equal(mutated.metadata.labels?.[labels.injectDone], "true", "labelled as injected");
   const sidecars = all.filter(
-    (c) => c.name.startsWith("juicefs-mount-") && c.image?.startsWith("juicedata/mount"),
+    (c) => /^jfs-mount(-\d+)?$/.test(c.name) && c.image?.startsWith("juicedata/mount"),
   );
   t.ok(sidecars.length > 0, "at least one sidecar");
   const native = fx.native ?? true;

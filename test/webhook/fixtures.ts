@@ -301,8 +301,7 @@ const classic = { native: false } as const;
 /** Every classic injection carries the risk warning (webhook.sidecar.allowClassic accepted it). */
 const classicRisk = /classic sidecar: if the JuiceFS client fails to start/;
 /** Istio's proxy starts after the client: the client runs in the proxy's group, outside the redirect. */
-const istioBypass =
-  /Istio: istio-proxy starts after juicefs-mount-data, so the JuiceFS client runs with group 1337/;
+const istioBypass = /Istio: istio-proxy starts after jfs-mount, so the JuiceFS client runs with group 1337/;
 const podMode = { mode: "pod" } as const;
 
 const r = (p: unknown, o?: ReviewOptions) => podReview(p, o);
@@ -909,14 +908,14 @@ export const fixtures: Fixture[] = [
         volumes: [claimVolume("data", "data-1"), { name: "istio-envoy", emptyDir: { medium: "Memory" } }],
       }),
     ),
-    patched([/Istio: juicefs-mount-data placed after istio-proxy \(a native sidecar\)/]),
+    patched([/Istio: jfs-mount placed after istio-proxy \(a native sidecar\)/]),
   ),
   f(
     "container-name-taken",
     "an app container already named like the sidecar",
     r(
       pod({
-        containers: [container("juicefs-mount-data", [mount("data", "/data")])],
+        containers: [container("jfs-mount", [mount("data", "/data")])],
         volumes: [claimVolume("data", "data-1")],
       }),
     ),
@@ -950,7 +949,7 @@ export const fixtures: Fixture[] = [
     "host-network",
     "hostNetwork pod: the client's metrics port is a declared host port (the scheduler keeps clashes off a node)",
     r(onePvc("data-1", { hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" })),
-    patched([/hostNetwork: juicefs-mount-data serves metrics on host port 9567/]),
+    patched([/hostNetwork: jfs-mount serves metrics on host port 9567/]),
   ),
   f(
     "host-network-three",

@@ -30,9 +30,9 @@ t.test("inject prints the mutated pod (YAML), valid against the Pod schema", asy
   t.doesNotThrow(() => validatePod(pod));
   t.equal(pod.metadata.labels["done.sidecar.juicefs.com/inject"], "true");
   // The example Secret has `envs`: an init container writes them to files before the sidecar starts.
-  t.equal(pod.spec.initContainers[0].name, "juicefs-mount-data-envs");
+  t.equal(pod.spec.initContainers[0].name, "jfs-mount-envs");
   t.same(pod.spec.initContainers[0].args.slice(0, 1), ["write-envs"]);
-  t.equal(pod.spec.initContainers[1].name, "juicefs-mount-data");
+  t.equal(pod.spec.initContainers[1].name, "jfs-mount");
   t.equal(pod.spec.initContainers[1].restartPolicy, "Always");
   t.equal(pod.spec.initContainers[1].resources.limits.memory, "4Gi", "the pod's sidecar annotation applies");
   t.same(pod.spec.volumes[0], { name: "data", emptyDir: {} });
@@ -51,13 +51,7 @@ t.test("inject handles workloads, JSON output and context given with -f", async 
   const spec = d.spec.template.spec;
   t.same(
     spec.initContainers.map((c: { name: string }) => c.name),
-    [
-      "juicefs-mount-shared-envs",
-      "juicefs-mount-shared",
-      "juicefs-mount-uploads-envs",
-      "juicefs-mount-uploads",
-      "warm-up",
-    ],
+    ["jfs-mount-envs", "jfs-mount", "jfs-mount-1-envs", "jfs-mount-1", "warm-up"],
     "native sidecars (each after its envs writer) before the init container that reads the volume",
   );
   t.equal(d.spec.template.metadata.labels["done.sidecar.juicefs.com/inject"], "true");
@@ -137,7 +131,7 @@ t.test("inject with the global config among the manifests: its patches reach the
   t.equal(r.code, 0, r.stderr);
   const pod = parse(r.stdout);
   t.doesNotThrow(() => validatePod(pod));
-  const sidecar = pod.spec.initContainers.find((c: { name: string }) => c.name === "juicefs-mount-data");
+  const sidecar = pod.spec.initContainers.find((c: { name: string }) => c.name === "jfs-mount");
   t.equal(sidecar.image, "juicedata/mount:ce-v1.2.3", "the entry without a selector applies to every claim");
   t.same(
     sidecar.env.find((e: { name: string }) => e.name === "JFS_VOLUME"),
@@ -215,7 +209,7 @@ t.test("inject --kubernetes-version: native from 1.29, classic refused below unl
   const accepted = await runCli([...args, "--kubernetes-version", "1.28", "--allow-classic-sidecar"]);
   t.equal(accepted.code, 0, accepted.stderr);
   const pod = JSON.parse(accepted.stdout);
-  t.match(pod.spec.containers[0], { name: /^juicefs-mount-/, lifecycle: { postStart: {}, preStop: {} } });
+  t.match(pod.spec.containers[0], { name: /^jfs-mount$/, lifecycle: { postStart: {}, preStop: {} } });
   t.match(accepted.stderr, /warning: .*classic sidecar: if the JuiceFS client fails to start/);
   const newer = await runCli([...args, "--kubernetes-version", "1.33.1"]);
   t.equal(newer.code, 0);
@@ -342,7 +336,7 @@ t.test("npm run demo's script succeeds and shows the refusal", async (t) => {
   });
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /\$ juicefs-csi inject -f examples\/pod\.yaml/);
-  t.match(r.stdout, /native sidecar juicefs-mount-shared/);
+  t.match(r.stdout, /native sidecar jfs-mount\b/);
   t.match(r.stdout, /mount option "writeback" is refused/);
   t.match(r.stdout, /demo: ok/);
 });

@@ -56,7 +56,7 @@ t.test("pod-level runAsNonRoot / runAsUser cannot break the sidecar", async (t) 
     t.equal(r.allowed, true);
     validatePod(out);
     const all: Json[] = [...(out.spec.initContainers ?? []), ...out.spec.containers];
-    const sidecar = all.find((c) => c.name === "juicefs-mount-data");
+    const sidecar = all.find((c) => c.name === "jfs-mount");
     t.same(sidecar.securityContext, {
       privileged: true,
       allowPrivilegeEscalation: true,

@@ -65,7 +65,7 @@ t.test(
     const prefix = JSON.parse(first.pod.metadata.annotations[injectedVolumesAnnotation]).data.subPath;
     t.equal(prefix, "jfs-pv-1");
     const sidecars = (p: Json) =>
-      p.spec.initContainers.filter((c: Json) => c.name.startsWith("juicefs-mount-"));
+      p.spec.initContainers.filter((c: Json) => /^jfs-mount(-\d+)?$/.test(c.name));
 
     // The other webhook puts its init container in front of everything (as some meshes do).
     const changed = otherWebhook(first.pod, { initFirst: true });
@@ -92,7 +92,7 @@ t.test(
     ]);
     t.same(
       p2.spec.initContainers.map((c: Json) => c.name),
-      ["juicefs-mount-data", "seed"],
+      ["jfs-mount", "seed"],
       "the sidecar starts first again",
     );
     t.same(p2.spec.initContainers[1].volumeMounts, [
@@ -128,7 +128,7 @@ t.test(
     t.ok(second.ops);
     const shipper = second.pod.spec.containers.find((c: Json) => c.name === "log-shipper");
     t.match(shipper.volumeMounts, [{ subPath: "jfs-pv-1/logs" }, { subPathExpr: "jfs-pv-1/$(POD_NAME)" }]);
-    t.equal(second.pod.spec.containers.filter((c: Json) => c.name.startsWith("juicefs-mount-")).length, 1);
+    t.equal(second.pod.spec.containers.filter((c: Json) => /^jfs-mount(-\d+)?$/.test(c.name)).length, 1);
     t.notOk((await pass(app, second.pod, uid)).ops, "converged");
 
     const refused = await pass(app, otherWebhook(first.pod), uid);
@@ -159,7 +159,7 @@ t.test("a claim added by a later webhook is injected on top, once", async (t) =>
   const p = second.pod;
   t.same(
     p.spec.initContainers.map((c: Json) => c.name).sort(),
-    ["juicefs-mount-data", "juicefs-mount-more"],
+    ["jfs-mount", "jfs-mount-1"],
     "one sidecar per volume",
   );
   t.same(Object.keys(JSON.parse(p.metadata.annotations[injectedVolumesAnnotation])).sort(), ["data", "more"]);
