@@ -16,7 +16,15 @@ import {
   secretValues,
   type Target,
 } from "../../driver/doctor/snapshot.ts";
-import { driverName, labels, volumeIdLabelValue } from "../../driver/juicefs/index.ts";
+import {
+  driverName,
+  globalConfigKey,
+  globalConfigName,
+  labels,
+  parseGlobalConfig,
+  patchNeeds,
+  volumeIdLabelValue,
+} from "../../driver/juicefs/index.ts";
 import { injectedClaims, sidecarClientContainers } from "../../driver/juicefs/injected.ts";
 
 /** Labels of this driver's own pods (chart _helpers.tpl componentLabels). */
@@ -211,6 +219,37 @@ export async function gatherSnapshot(o: GatherOptions): Promise<Snapshot> {
   });
   const csiNodes = (csiNodeList?.items ?? []).filter((n) => all || nodes.has(n.metadata?.name ?? ""));
 
+  // The global config, in the namespace of the node plugin (or of the Mount Pods): a Mount Pod built
+  // under another mountPodPatch than a new one would get keeps its settings until it is recreated.
+  const driverNs =
+    driverPods.find((p) => p.metadata?.labels?.app === "juicefs-csi-node")?.metadata?.namespace ??
+    driverPods[0]?.metadata?.namespace ??
+    mountPods[0]?.metadata?.namespace;
+  let globalConfig: Snapshot["globalConfig"];
+  let nodeLabels: Snapshot["nodes"];
+  if (driverNs && mountPods.length > 0) {
+    const cm = await read("globalConfig", () =>
+      c.core.readNamespacedConfigMap({ namespace: driverNs, name: globalConfigName }),
+    );
+    if (cm || !failures.some((f) => f.what === "globalConfig")) {
+      const text = cm?.data?.[globalConfigKey];
+      const parsed = text === undefined ? undefined : parseGlobalConfig(text);
+      globalConfig = {
+        namespace: driverNs,
+        found: cm !== undefined,
+        ...(parsed?.ok ? { config: parsed.config } : {}),
+        ...(parsed && !parsed.ok ? { problem: parsed.errors.join("; ") } : {}),
+      };
+      if (parsed?.ok && patchNeeds(parsed.config).node) {
+        nodeLabels = [];
+        for (const name of new Set(mountPods.map((p) => p.spec?.nodeName).filter((n): n is string => !!n))) {
+          const node = await read("nodes", () => c.core.readNode({ name }));
+          if (node) nodeLabels.push({ name, labels: node.metadata?.labels ?? {} });
+        }
+      }
+    }
+  }
+
   progress("reading events");
   const eventNamespaces = new Set<string>();
   if (ns) eventNamespaces.add(ns);
@@ -272,6 +311,8 @@ export async function gatherSnapshot(o: GatherOptions): Promise<Snapshot> {
     logs,
     webhooks: { mutating: mutating?.items ?? [], validating: validating?.items ?? [] },
     ...(o.mountMode ? { mountMode: o.mountMode } : detectMode(driverPods)),
+    ...(globalConfig ? { globalConfig } : {}),
+    ...(nodeLabels ? { nodes: nodeLabels } : {}),
     failures: keptFailures,
   };
 }

@@ -2,6 +2,7 @@
 // The chart's optional ClusterRole (`doctor.rbac.create`) grants exactly this; the chart test compares
 // both, and the doctor scenarios check that the doctor calls nothing else.
 import type { ApiAccessRule } from "../juicefs/constants.ts";
+import { globalConfigName } from "../juicefs/global-config.ts";
 
 export const doctorAccess: readonly ApiAccessRule[] = [
   {
@@ -59,6 +60,21 @@ export const doctorAccess: readonly ApiAccessRule[] = [
     verbs: ["list"],
     scope: "cluster",
     why: "is csi.juicefs.com registered on the pod's node",
+  },
+  {
+    apiGroup: "",
+    resource: "configmaps",
+    verbs: ["get"],
+    scope: "cluster",
+    resourceNames: [globalConfigName],
+    why: "the global config (mountPodPatch), to tell Mount Pods started under another one",
+  },
+  {
+    apiGroup: "",
+    resource: "nodes",
+    verbs: ["get"],
+    scope: "cluster",
+    why: "labels of Mount Pods' nodes, when a mountPodPatch entry selects nodes",
   },
   {
     apiGroup: "admissionregistration.k8s.io",

@@ -14,7 +14,18 @@ import type {
   V1Pod,
   V1StorageClass,
 } from "@kubernetes/client-node";
-import { driverName, keys, labels, labelValue, volumeIdLabelValue } from "../juicefs/index.ts";
+import { globalConfigDigestAnnotation, patchDigest } from "../juicefs/global-config.ts";
+import {
+  driverName,
+  globalConfigName,
+  keys,
+  labels,
+  labelValue,
+  mergePatches,
+  mountPointAnnotation,
+  patchNeeds,
+  volumeIdLabelValue,
+} from "../juicefs/index.ts";
 import { injectedClaims, sidecarClientContainers } from "../juicefs/injected.ts";
 import { isJuiceFSVolume, publishSecretRef, type Snapshot, type Target } from "./snapshot.ts";
 
@@ -826,7 +837,52 @@ function mountPodLink(ctx: Context, pv: V1PersistentVolume, pod: V1Pod): Link {
       fix: "kubectl logs -n <driver-namespace> <node-plugin-pod> -c juicefs-plugin",
     };
   }
-  return clientPodLink(ctx, mp, "mount-pod");
+  const link = clientPodLink(ctx, mp, "mount-pod");
+  return link.verdict === "ok" ? (globalConfigChanged(ctx, pv, mp, link) ?? link) : link;
+}
+
+/**
+ * A Mount Pod of ours built under another global config patch than a new one would get now: it keeps
+ * its settings until it is recreated (the ConfigMap is read only for new Mount Pods).
+ */
+function globalConfigChanged(ctx: Context, pv: V1PersistentVolume, mp: V1Pod, ok: Link): Link | undefined {
+  const gc = ctx.s.globalConfig;
+  const ann = mp.metadata?.annotations ?? {};
+  // The reference driver's Mount Pods carry no digest of ours; an unreadable or invalid config proves nothing.
+  if (!gc || gc.problem || !ann[mountPointAnnotation]) return undefined;
+  const claim = pv.spec?.claimRef;
+  const pvc = claim
+    ? ctx.s.pvcs.find((c) => c.metadata?.namespace === claim.namespace && c.metadata?.name === claim.name)
+    : undefined;
+  const nodeName = mp.spec?.nodeName ?? "";
+  const node = ctx.s.nodes?.find((n) => n.name === nodeName);
+  if (gc.config && patchNeeds(gc.config).node && !node) return undefined;
+  const now = mergePatches(gc.config, {
+    ...(pvc?.metadata?.name
+      ? {
+          pvc: {
+            name: pvc.metadata.name,
+            labels: pvc.metadata.labels ?? {},
+            ...(pvc.spec?.storageClassName ? { storageClassName: pvc.spec.storageClassName } : {}),
+          },
+        }
+      : {}),
+    ...(node ? { node: { labels: node.labels } } : {}),
+  });
+  const had = ann[globalConfigDigestAnnotation] ?? "none";
+  if (patchDigest(now) === had) return undefined;
+  const cm = `configmap/${globalConfigName} -n ${gc.namespace}`;
+  const entries = now
+    ? `mountPodPatch entries ${now.entries.join(", ")} apply now`
+    : "no mountPodPatch entry applies now";
+  return {
+    ...ok,
+    verdict: "warning",
+    code: "mount-pod-global-config-changed",
+    summary: `${ok.summary}; started under another global config than a new Mount Pod would get (${entries})`,
+    why: `a running Mount Pod keeps the settings it started with: ${cm} is read for new Mount Pods only`,
+    fix: `recreate the pods using ${claim?.name ? `pvc/${claim.name} -n ${claim.namespace}` : `pv/${pv.metadata?.name}`} on node ${nodeName} (the Mount Pod goes with its last pod; the next one gets the new config)`,
+  };
 }
 
 /** Mount Pods of a volume no pod uses: leaving (delete delay), stuck Terminating, or leaked. */

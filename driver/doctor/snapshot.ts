@@ -19,6 +19,7 @@ import type {
 import {
   type DriverConfig,
   driverName,
+  type GlobalConfig,
   keys,
   parseSettings,
   redacted,
@@ -83,6 +84,13 @@ export interface Snapshot {
   webhooks: { mutating: V1MutatingWebhookConfiguration[]; validating: V1ValidatingWebhookConfiguration[] };
   /** The driver's mount mode if known (from the node plugin's or the webhook's arguments/env). */
   mountMode?: "pod" | "process" | "sidecar";
+  /**
+   * The global config ConfigMap (juicefs-csi-driver-config) in the driver's namespace, read when Mount
+   * Pods are in scope: absent when it could not be read (then nothing is concluded from it).
+   */
+  globalConfig?: { namespace: string; found: boolean; config?: GlobalConfig; problem?: string };
+  /** Labels of the Mount Pods' nodes, read only when a mountPodPatch entry selects nodes. */
+  nodes?: { name: string; labels: Record<string, string> }[];
   failures: ReadFailure[];
 }
 

@@ -125,6 +125,12 @@ export interface JuiceFSSettings {
   podPatch?: PodPatch;
   /** Indices of the global config's mountPodPatch entries that applied (absent: none). */
   globalConfigEntries?: number[];
+  /**
+   * patchDigest of the merged entries (before `${...}` are filled), stamped on the Mount Pod so that
+   * `doctor` can tell a Mount Pod started under another global config. Not hashed: podPatch and the
+   * settings it changed are.
+   */
+  globalConfigDigest?: string;
 }
 
 export type SettingsResult =

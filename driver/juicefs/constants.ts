@@ -140,6 +140,8 @@ export const timeouts = {
 
 /** Mount Pods run in the node plugin's namespace with this priority class. */
 export const mountPodPriorityClass = "system-node-critical";
+/** Our Mount Pods' annotation naming the host mount point (the reference driver's Mount Pods have none). */
+export const mountPointAnnotation = "juicefs.com/mount-point";
 
 /** Paths inside the product's containers (chart volume mounts and the CLI's defaults agree on these). */
 export const containerPaths = {
@@ -173,6 +175,8 @@ export interface ApiAccessRule {
   verbs: readonly string[];
   /** "namespace" = only in the driver's own namespace (Role); "cluster" = every namespace (ClusterRole). */
   scope: "namespace" | "cluster";
+  /** Only these objects (RBAC resourceNames), when set. */
+  resourceNames?: readonly string[];
   /** The code path that makes the call. */
   why: string;
 }

@@ -15,6 +15,8 @@
 // Different, and said so: a selector naming several criteria needs all of them (the reference driver
 // ignores matchLabels when matchStorageClassName is set); a field that cannot work here is refused
 // with the field and what to use instead, never ignored.
+
+import { createHash } from "node:crypto";
 import type {
   V1Container,
   V1EnvVar,
@@ -28,6 +30,7 @@ import type {
 import { parse as parseYaml } from "yaml";
 import { reservedEnvNames } from "./commands.ts";
 import { imageReference } from "./constants.ts";
+import { canonicalJson } from "./hash.ts";
 import { nearestKey } from "./known-keys.ts";
 import { isDns1123Subdomain, isEnvName, isLabelValue, isQualifiedName } from "./maps.ts";
 import { parseQuantity } from "./quantity.ts";
@@ -601,4 +604,17 @@ export function podPatchOf(a: AppliedPatch): PodPatch | undefined {
 export function patchNeeds(config: GlobalConfig | undefined): { pvc: boolean; node: boolean } {
   const l = config?.mountPodPatch ?? [];
   return { pvc: l.some((p) => p.pvcSelector), node: l.some((p) => p.nodeSelector) };
+}
+
+/**
+ * Mount Pod annotation: the digest of the global config patch (merged entries, before `${...}` are
+ * filled) the pod was built with. `doctor` compares it with the patch the current ConfigMap gives the
+ * same claim and node: a running Mount Pod keeps the settings it started with.
+ */
+export const globalConfigDigestAnnotation = "juicefs.com/global-config-digest";
+
+/** Short, stable digest of a merged patch; "none" when no entry applies. */
+export function patchDigest(p: AppliedPatch | undefined): string {
+  if (!p) return "none";
+  return createHash("sha256").update(canonicalJson(p)).digest("hex").slice(0, 16);
 }

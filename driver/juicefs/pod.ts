@@ -9,6 +9,7 @@ import {
   patchFor,
   secretFileVolumes,
 } from "./container.ts";
+import { globalConfigDigestAnnotation } from "./global-config.ts";
 import { settingsHash } from "./hash.ts";
 import { hostMountPoint, labelValue, mountPodLabels, mountPodName } from "./names.ts";
 
@@ -35,8 +36,15 @@ export function buildMountPod(settings: JuiceFSSettings, nodeName: string, opts:
       name: mountPodName(nodeName, settings.volumeId, hash),
       namespace: opts.namespace,
       labels: { ...mountPodLabels(settings, hash), [labels.nodeName]: labelValue(nodeName) },
-      ...(Object.keys(settings.mountAnnotations).length
-        ? { annotations: { ...settings.mountAnnotations } }
+      ...(Object.keys(settings.mountAnnotations).length || settings.globalConfigDigest
+        ? {
+            annotations: {
+              ...settings.mountAnnotations,
+              ...(settings.globalConfigDigest
+                ? { [globalConfigDigestAnnotation]: settings.globalConfigDigest }
+                : {}),
+            },
+          }
         : {}),
     },
     spec: {

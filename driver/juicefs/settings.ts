@@ -37,6 +37,7 @@ import {
   globalConfigName,
   mergePatches,
   type PatchTarget,
+  patchDigest,
   podPatchOf,
 } from "./global-config.ts";
 import {
@@ -833,6 +834,7 @@ export function parseSettings(input: SettingsInput): SettingsResult {
   };
   if (applied) {
     settings.globalConfigEntries = applied.entries;
+    settings.globalConfigDigest = patchDigest(rawPatch);
     const podPatch = podPatchOf(applied);
     if (podPatch) settings.podPatch = podPatch;
   }

@@ -36,6 +36,7 @@ import {
   type JuiceFSSettings,
   labels,
   mountPodName,
+  mountPointAnnotation,
   mountSecretData,
   type NodeInheritance,
   timeouts,
@@ -71,7 +72,7 @@ import { containersWithoutPropagation, csiVolumeDirName, volumesOfTarget } from 
 
 /** Annotations written once, when the Mount Pod is created (never updated: no write conflicts). */
 export const podAnnotations = {
-  mountPoint: "juicefs.com/mount-point",
+  mountPoint: mountPointAnnotation,
   deleteDelayMs: "juicefs.com/delete-delay-ms",
   cleanCache: "juicefs.com/clean-cache-dirs",
   volumeId: "juicefs.com/volume-id",

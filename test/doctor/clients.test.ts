@@ -5,6 +5,7 @@ import t from "tap";
 import { doctorCommand } from "../../cli/doctor/command.ts";
 import { main } from "../../cli/main.ts";
 import { doctorAccess, doctorSecretAccess } from "../../driver/doctor/access.ts";
+import { globalConfigKey, globalConfigName, parseGlobalConfig } from "../../driver/juicefs/index.ts";
 import { injectedVolumesAnnotation } from "../../driver/juicefs/injected.ts";
 import { eventually } from "../kube/cluster.ts";
 import {
@@ -279,6 +280,69 @@ t.test("21. Mount Pod of a pod gone: created again by the plugin (running pod, n
   await ready(driverNs, late);
   t.ok((await doctor("pod/app", s.ns)).healthy, "healthy once the Mount Pod serves");
 });
+
+t.test(
+  "22. Mount Pod started before the global config changed: a warning, and healthy once rebuilt",
+  async (t) => {
+    const s = await scenario(f, "s22", { mountPod: "serve", pod: {} });
+    await ready(driverNs, s.mountPod!);
+    await ready(s.ns, s.pod);
+    t.equal(
+      link(await doctor("pod/app", s.ns), "mount-pod")?.code,
+      "client-ready",
+      "no ConfigMap: nothing to compare",
+    );
+    const yaml = [
+      "mountPodPatch:",
+      "  - pvcSelector:",
+      "      matchName: other",
+      "    labels: { team: other }",
+      "  - pvcSelector:",
+      "      matchName: data",
+      '    resources: { limits: { memory: "8Gi" } }',
+    ].join("\n");
+    await f.c.core.createNamespacedConfigMap({
+      namespace: driverNs,
+      body: { metadata: { name: globalConfigName }, data: { [globalConfigKey]: yaml } },
+    });
+    t.teardown(() => f.c.core.deleteNamespacedConfigMap({ namespace: driverNs, name: globalConfigName }));
+    const d = await doctor("pod/app", s.ns);
+    const mp = link(d, "mount-pod");
+    t.equal(mp?.code, "mount-pod-global-config-changed");
+    t.equal(mp?.verdict, "warning");
+    t.ok(d.healthy, "a warning, not broken: the client serves");
+    t.match(
+      mp?.summary,
+      /Running, ready; started under another global config .*mountPodPatch entries 1 apply now/,
+    );
+    t.match(
+      mp?.why,
+      new RegExp(`configmap/${globalConfigName} -n ${driverNs} is read for new Mount Pods only`),
+    );
+    t.match(mp?.fix, /recreate the pods using pvc\/data -n s22 on node node-1/);
+
+    // The node plugin's next Mount Pod is built under the new config: the doctor finds nothing to say.
+    await f.c.core.deleteNamespacedPod({ namespace: driverNs, name: s.mountPod!, gracePeriodSeconds: 0 });
+    await eventually("old Mount Pod gone", async () => !(await podStatus(f, driverNs, s.mountPod!)));
+    const parsed = parseGlobalConfig(yaml);
+    if (!parsed.ok) throw new Error(parsed.errors.join("; "));
+    const rebuilt = await createMountPod(f, s.pv, "node-1", goodSecret(), "serve", {}, undefined, {
+      config: parsed.config,
+      pvc: { name: "data" },
+    });
+    await ready(driverNs, rebuilt);
+    const after = link(await doctor("pod/app", s.ns), "mount-pod");
+    t.equal(after?.code, "client-ready", after?.summary ?? "");
+
+    // An invalid ConfigMap proves nothing about the Mount Pod (admission refuses it; the plugins keep the last good one).
+    await f.c.core.replaceNamespacedConfigMap({
+      namespace: driverNs,
+      name: globalConfigName,
+      body: { metadata: { name: globalConfigName }, data: { [globalConfigKey]: "mountPodPatch: 3" } },
+    });
+    t.equal(link(await doctor("pod/app", s.ns), "mount-pod")?.code, "client-ready");
+  },
+);
 
 t.test("the doctor reads only what its ClusterRole grants (doctorAccess)", async (t) => {
   const kubeconfig = f.c.api.writeKubeconfig(join(f.c.dir, "sre.kubeconfig"), { user: "sre" });

@@ -5,7 +5,15 @@
 
 import { join } from "node:path";
 import type * as k8s from "@kubernetes/client-node";
-import { buildMountPod, driverName, parseSettings } from "../../driver/juicefs/index.ts";
+import {
+  buildMountPod,
+  driverName,
+  type GlobalConfig,
+  hostMountPoint,
+  mountPointAnnotation,
+  parseSettings,
+  settingsHash,
+} from "../../driver/juicefs/index.ts";
 import { type StandInCluster, startCluster } from "../kube/cluster.ts";
 import { startKubelet } from "../kube/kubelet.ts";
 
@@ -258,12 +266,22 @@ export async function createMountPod(
   behaviour: MountPodBehaviour,
   volumeContext: Record<string, string> = {},
   mountOptions?: string[],
+  /** Built as the node plugin builds it under this global config, for this claim. */
+  global?: { config: GlobalConfig; pvc: { name: string; labels?: Record<string, string> } },
 ): Promise<string> {
   const parsed = parseSettings({
     volumeId: pv,
     secret,
     volumeContext,
     ...(mountOptions ? { pvMountOptions: mountOptions } : {}),
+    ...(global
+      ? {
+          globalConfig: global.config,
+          templateObjects: {
+            pvc: { name: global.pvc.name, namespace: "x", labels: global.pvc.labels ?? {}, annotations: {} },
+          },
+        }
+      : {}),
   });
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
   const pod = buildMountPod(parsed.settings, node, {
@@ -292,6 +310,7 @@ export async function createMountPod(
   pod.metadata!.annotations = {
     ...pod.metadata!.annotations,
     "juicefs.com/volume-id": pv,
+    [mountPointAnnotation]: hostMountPoint(parsed.settings, settingsHash(parsed.settings)),
     ...(volumeContext["juicefs/mount-delete-delay"] ? { "juicefs.com/delete-delay-ms": "60000" } : {}),
   };
   const created = await f.c.core.createNamespacedPod({ namespace: driverNs, body: pod });

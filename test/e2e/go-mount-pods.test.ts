@@ -13,6 +13,11 @@ import t from "tap";
 import { nodeService } from "../../driver/csi/node.ts";
 import { GlobalConfigFile } from "../../driver/global-config-file.ts";
 import { apiAccess } from "../../driver/juicefs/constants.ts";
+import {
+  globalConfigDigestAnnotation,
+  mergePatches,
+  patchDigest,
+} from "../../driver/juicefs/global-config.ts";
 import { mergePatch as k8sMergePatch } from "../../driver/kube/client.ts";
 import { templateObjectReader } from "../../driver/main.ts";
 import { goMountPoint, isGoMountPod } from "../../driver/mount/go-mount-pods.ts";
@@ -394,6 +399,9 @@ t.test(
     writeFileSync(join(one.target, "f"), "served");
     const other = await publish("pv-gc-3", app);
     t.notOk(other.pod.metadata?.labels?.patched, "a claim the selector does not pick is not patched");
+    const digest = (p: k8s.V1Pod) => p.metadata?.annotations?.[globalConfigDigestAnnotation];
+    t.match(digest(one.pod), /^[0-9a-f]{16}$/, "the patched Mount Pod carries the patch's digest");
+    t.notOk(digest(other.pod), "an unpatched one carries none");
 
     // The operator edits the ConfigMap: the kubelet swaps the file; the plugin reads it again.
     writeFileSync(
@@ -403,6 +411,12 @@ t.test(
     await gc.reload();
     const two = await publish("pv-gc-2", app);
     t.equal(two.pod.metadata?.labels?.patched, "two", "the new config reaches the next new Mount Pod");
+    // What doctor computes from the ConfigMap and the claim is what the plugin stamped.
+    const claimTarget = (name: string) => ({
+      pvc: { name, labels: { team: "data" }, storageClassName: "fast" },
+    });
+    t.equal(digest(two.pod), patchDigest(mergePatches(gc.current(), claimTarget("gc-claim-2"))));
+    t.not(digest(two.pod), digest(one.pod), "another patch, another digest");
     const [still] = await e.mountPods("pv-gc-1");
     t.equal(still?.metadata?.uid, one.pod.metadata?.uid, "the running Mount Pod is kept");
     t.equal(still?.metadata?.labels?.patched, "one", "with its settings, until it is recreated");
