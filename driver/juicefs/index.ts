@@ -41,6 +41,7 @@ export {
   mountSecretData,
   type Sidecar,
   type SidecarOptions,
+  startScript,
 } from "./container.ts";
 export { parseDuration } from "./duration.ts";
 export {

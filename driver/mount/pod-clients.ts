@@ -32,13 +32,16 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import { slowBuckets } from "../../lib/metrics.ts";
 import {
   buildMountPod,
+  escapeEnvRefs,
   hostMountPoint,
   type JuiceFSSettings,
   labels,
+  metaUrlPlaceholder,
   mountPodName,
   mountPointAnnotation,
   mountSecretData,
   type NodeInheritance,
+  startScript,
   timeouts,
 } from "../juicefs/index.ts";
 import {
@@ -1107,6 +1110,15 @@ export class PodClientManager implements ClientManager {
             if (!isNotFound(e)) throw e;
           });
     }
+    // The clean-cache Job runs `juicefs status` with the same credentials, from a Secret of its own
+    // (this one goes now: a new Mount Pod of the same name would take it over). Read before deleting.
+    const credentials =
+      meta.cleanCacheDirs.length && !meta.go
+        ? await core
+            .readNamespacedSecret({ namespace: this.#o.namespace, name: meta.podName })
+            .then((s) => s.data)
+            .catch(() => undefined)
+        : undefined;
     await this.#deletePod(pod);
     this.#track(this.#removeMountPoint(meta, pod.metadata?.uid));
     if (!meta.go)
@@ -1119,25 +1131,51 @@ export class PodClientManager implements ClientManager {
       "MountPodDeleted",
       `deleted: ${why}`,
     );
-    if (meta.cleanCacheDirs.length) this.#track(this.#cleanCache(meta, pod));
+    if (meta.cleanCacheDirs.length) this.#track(this.#cleanCache(meta, pod, credentials));
     return true;
   }
 
   /** After the Mount Pod is gone, a Job on this node removes the volume's cache. */
-  async #cleanCache(meta: ClientMeta, pod: k8s.V1Pod): Promise<void> {
+  async #cleanCache(
+    meta: ClientMeta,
+    pod: k8s.V1Pod,
+    credentials: Record<string, string> | undefined,
+  ): Promise<void> {
     await this.#waitGone(meta.podName, 120_000);
     const container = pod.spec!.containers[0]!;
     const dirs = meta.cleanCacheDirs;
     // JuiceFS caches blocks under <cache-dir>/<file system UUID>/raw; only that folder is removed, so a
     // cache dir shared with other volumes keeps their data. The UUID comes from `juicefs status`.
-    const script =
+    const script = escapeEnvRefs(
       'uuid=$(juicefs status "$0" 2>/dev/null | sed -n \'s/.*"UUID": *"\\([^"]*\\)".*/\\1/p\' | head -n 1); ' +
-      '[ -n "$uuid" ] || { echo "cannot find the file system UUID" >&2; exit 1; }; ' +
-      'for d in "$@"; do rm -rf "$d/$uuid/raw"; echo "removed $d/$uuid/raw"; done';
+        '[ -n "$uuid" ] || { echo "cannot find the file system UUID" >&2; exit 1; }; ' +
+        'for d in "$@"; do rm -rf "$d/$uuid/raw"; echo "removed $d/$uuid/raw"; done',
+    );
     const mountArgs = [...(container.command ?? []), ...(container.args ?? [])];
     const mpIndex = mountArgs.lastIndexOf(meta.mountPoint);
     const source = mpIndex > 0 ? mountArgs[mpIndex - 1]! : meta.volumeId;
+    // Through the Mount Pod's own start script: it reads the meta URL from $JFS_METAURL, moves its
+    // password to $META_PASSWORD and passes the URL without it where the placeholder stands (word 4:
+    // /bin/sh -c <script> <meta>), so no password is ever in a process's arguments.
+    const command = ["/bin/sh", "-c", startScript, "juicefs-clean-cache"];
+    const args = [
+      "0",
+      source === metaUrlPlaceholder ? "4" : "",
+      "",
+      "/bin/sh",
+      "-c",
+      script,
+      source,
+      ...dirs,
+    ];
     const name = `${meta.podName.slice(0, 50)}-clean`;
+    // The Mount Pod's Secret is gone: its references point at the Job's own copy (owned by the Job, so
+    // it goes when the Job's TTL removes it). A Go Mount Pod's Secret is owned by its pod: same rule.
+    const env = (container.env ?? []).map((e) =>
+      e.valueFrom?.secretKeyRef
+        ? { ...e, valueFrom: { secretKeyRef: { ...e.valueFrom.secretKeyRef, name } } }
+        : e,
+    );
     const job: k8s.V1Job = {
       metadata: {
         name,
@@ -1150,6 +1188,8 @@ export class PodClientManager implements ClientManager {
       },
       spec: {
         backoffLimit: 1,
+        // A pod that cannot start (its Secret lost) must not keep the Job, and its Secret, for ever.
+        activeDeadlineSeconds: 600,
         ttlSecondsAfterFinished: 600,
         template: {
           metadata: { labels: { [labels.appName]: "juicefs-clean-cache" } },
@@ -1161,8 +1201,9 @@ export class PodClientManager implements ClientManager {
               {
                 name: "clean-cache",
                 image: container.image!,
-                command: ["/bin/sh", "-c", script, source, ...dirs],
-                env: container.env ?? [],
+                command,
+                args,
+                env,
                 volumeMounts: dirs.map((d, i) => ({ name: `cache-${i}`, mountPath: d })),
               },
             ],
@@ -1174,8 +1215,56 @@ export class PodClientManager implements ClientManager {
         },
       },
     };
+    if (!credentials && env.some((e) => e.valueFrom?.secretKeyRef)) {
+      this.#log(
+        "warn",
+        { mountPod: meta.podName },
+        "cannot clean the cache: the Mount Pod's Secret could not be read; its cache stays",
+      );
+      return;
+    }
+    // Secret first (the Job's pod needs it at once), then the Job, then the Secret is handed to the Job
+    // (ownerReference: the garbage collector deletes it with the Job, whose TTL removes it).
+    const ns = this.#o.namespace;
+    const core = this.#o.kube.core;
+    const secretMeta = { name, labels: { [labels.appName]: "juicefs-clean-cache" } };
     try {
-      await this.#o.kube.batch.createNamespacedJob({ namespace: this.#o.namespace, body: job });
+      if (credentials)
+        await core
+          .createNamespacedSecret({ namespace: ns, body: { metadata: secretMeta, data: credentials } })
+          .catch((e) => {
+            // Left by the earlier clean-up of a Mount Pod of the same name, whose Job (still there, so
+            // the create below conflicts too) owns it.
+            if (!isConflict(e)) throw e;
+          });
+      let created: k8s.V1Job;
+      try {
+        created = await this.#o.kube.batch.createNamespacedJob({ namespace: ns, body: job });
+      } catch (e) {
+        if (credentials && !isConflict(e))
+          await core.deleteNamespacedSecret({ namespace: ns, name }).catch(() => {});
+        throw e;
+      }
+      if (credentials)
+        await core
+          .replaceNamespacedSecret({
+            namespace: ns,
+            name,
+            body: {
+              metadata: {
+                ...secretMeta,
+                ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name, uid: created.metadata!.uid! }],
+              },
+              data: credentials,
+            },
+          })
+          .catch((e) =>
+            this.#log(
+              "warn",
+              { secret: name, err: apiMessage(e) },
+              "cannot hand the clean-cache Secret to its Job; delete it when the Job is gone",
+            ),
+          );
       this.#act("clean_cache_job");
       void this.#event(
         { kind: "Pod", name: meta.podName, namespace: this.#o.namespace },

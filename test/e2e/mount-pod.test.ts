@@ -16,7 +16,7 @@ const needsStandIns = standInOnly;
 let e: E2E;
 t.before(async () => {
   if (skipRoot) return;
-  e = await startE2E();
+  e = await startE2E({ controllers: true });
 });
 t.teardown(async () => {
   await e?.stop();
@@ -114,6 +114,45 @@ t.test(
     });
     t.equal(job.spec?.template.spec?.nodeName, e.nodeName, "runs on this node");
     t.match(job.spec?.template.spec?.volumes?.[0]?.hostPath?.path, join(e.dir, "cache"));
+    // The Mount Pod's Secret is gone with it; the Job reads a copy of its own, which it owns.
+    const jobName = job.metadata!.name!;
+    const refs = (job.spec?.template.spec?.containers[0]?.env ?? []).flatMap((x) =>
+      x.valueFrom?.secretKeyRef ? [x.valueFrom.secretKeyRef.name] : [],
+    );
+    t.ok(refs.length > 0 && refs.every((n) => n === jobName), `the Job reads Secret ${jobName}`);
+    const copy = await eventually("the Job's Secret owned by the Job", async () => {
+      const s = await e.admin.core.readNamespacedSecret({ namespace: driverNamespace, name: jobName });
+      return s.metadata?.ownerReferences?.some((o) => o.kind === "Job" && o.uid === job.metadata?.uid) && s;
+    });
+    t.ok(copy, "owned by the Job: deleted with it");
+    await t.rejects(
+      e.admin.core.readNamespacedSecret({ namespace: driverNamespace, name: first!.metadata!.name! }),
+      { code: 404 },
+      "the Mount Pod's own Secret is deleted",
+    );
+    // It runs to the end: the kubelet starts it (its Secret exists) and juicefs status finds the UUID.
+    const done = await eventually("clean-cache Job complete", async () => {
+      const j = await e.admin.batch.readNamespacedJob({ namespace: driverNamespace, name: jobName });
+      const c = j.status?.conditions?.find(
+        (x) => x.status === "True" && (x.type === "Complete" || x.type === "Failed"),
+      );
+      return c && { type: c.type, message: c.message ?? "" };
+    });
+    const pods = await e.admin.core.listNamespacedPod({
+      namespace: driverNamespace,
+      labelSelector: `job-name=${jobName}`,
+    });
+    let logs = "";
+    for (const p of pods.items)
+      logs += `\n${p.metadata?.name}: ${await e.admin.core
+        .readNamespacedPodLog({ namespace: driverNamespace, name: p.metadata!.name! })
+        .catch((x) => String(x))}`;
+    t.same(done.type, "Complete", `${done.message}${logs}`);
+    t.match(
+      logs,
+      new RegExp(`removed ${join(e.dir, "cache")}/[0-9a-f-]{36}/raw`),
+      "only the file system's own cache folder",
+    );
   },
 );
 
