@@ -34,6 +34,8 @@ const flags = {
   storage: "object storage type of the test file system (E2E_STORAGE)",
   bucket: "bucket of the test file system (E2E_BUCKET)",
   "app-image": "image of the app pods (default registry.k8s.io/pause:3.10)",
+  "mount-cpu-request":
+    "CPU request of the suite's Mount Pods (E2E_MOUNT_CPU_REQUEST; default 100m on a cluster)",
   "step-timeout": "milliseconds each wait may take (default 180000 on a cluster, 15000 on the stand-ins)",
   "run-id": "id of this run (default: random); names its namespace e2e-<id>",
 } as const;
@@ -49,7 +51,7 @@ if (import.meta.main) {
   const v = values as Record<string, string | boolean | undefined>;
   if (v.help) {
     console.log("npm run e2e -- [--kubeconfig FILE --node NAME] [options] [test files]\n");
-    for (const [k, d] of Object.entries(flags)) console.log(`  --${k.padEnd(14)} ${d}`);
+    for (const [k, d] of Object.entries(flags)) console.log(`  --${k.padEnd(18)} ${d}`);
     process.exit(0);
   }
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -65,7 +67,12 @@ if (import.meta.main) {
       process.exit(2);
     }
     env.KUBECONFIG = kubeconfig;
-  } else delete env.KUBECONFIG;
+    // The node plugin under test must see what Mount Pods mount on the host: no private namespace.
+    env.E2E_HOST_MOUNTS = "1";
+  } else {
+    delete env.KUBECONFIG;
+    delete env.E2E_HOST_MOUNTS;
+  }
   const map: Record<string, string> = {
     node: "E2E_NODE_NAME",
     "host-root": "E2E_HOST_ROOT",
@@ -74,6 +81,7 @@ if (import.meta.main) {
     storage: "E2E_STORAGE",
     bucket: "E2E_BUCKET",
     "app-image": "E2E_APP_IMAGE",
+    "mount-cpu-request": "E2E_MOUNT_CPU_REQUEST",
     "step-timeout": "E2E_STEP_TIMEOUT_MS",
     "run-id": "E2E_RUN_ID",
   };

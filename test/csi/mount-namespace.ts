@@ -7,8 +7,19 @@ import { spawnSync } from "node:child_process";
 export const isRoot = process.getuid?.() === 0;
 
 const nsVar = "JUICEFS_CSI_TEST_MOUNT_NS";
+/**
+ * Set by `npm run e2e -- --kubeconfig` (scripts/e2e.ts): on a real node the test process is the node
+ * plugin and must see the mounts Mount Pods make on the host, which a private namespace made before
+ * them never would (they propagate to the host's namespace only).
+ */
+export const hostMountsVar = "E2E_HOST_MOUNTS";
 
-if (isRoot && process.env[nsVar] !== "1" && spawnSync("unshare", ["--mount", "true"]).status === 0) {
+if (
+  isRoot &&
+  process.env[nsVar] !== "1" &&
+  process.env[hostMountsVar] !== "1" &&
+  spawnSync("unshare", ["--mount", "true"]).status === 0
+) {
   const r = spawnSync(
     "unshare",
     [

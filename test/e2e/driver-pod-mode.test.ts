@@ -21,7 +21,7 @@ import {
   skipUnlessRoot,
 } from "../csi/helpers.ts";
 import { eventually, type StandInCluster, startCluster } from "../kube/cluster.ts";
-import { driverNamespace, nodePluginUser, secretFor, unmountBelow } from "./harness.ts";
+import { driverNamespace, e2eConfig, nodePluginUser, secretFor, unmountBelow } from "./harness.ts";
 
 const nodeName = "node-pm";
 const volumeId = "pv-driver-pod";
@@ -174,7 +174,11 @@ t.test(
     for (const target of targets)
       await node.call(node.node, "NodeUnpublishVolume", { volume_id: volumeId, target_path: target });
     t.same(mountsBelow(join(dir, "kubelet")), [], "both targets unmounted");
-    await eventually("Mount Pod deleted", async () => (await mountPods()).length === 0, 15_000);
+    await eventually(
+      "Mount Pod deleted",
+      async () => (await mountPods()).length === 0,
+      e2eConfig.stepTimeoutMs,
+    );
     t.pass("the Mount Pod is deleted at zero references");
 
     const calls = [...(cluster!.api.accessLog.get(nodePluginUser) ?? [])];

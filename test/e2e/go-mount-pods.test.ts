@@ -25,7 +25,7 @@ import { SystemMounter } from "../../driver/mount/mounter.ts";
 import { podAnnotations } from "../../driver/mount/pod-clients.ts";
 import { eventually } from "../kube/cluster.ts";
 import { standInsDir } from "../kube/kubelet.ts";
-import { driverNamespace, type E2E, nodePluginUser, secretFor, startE2E } from "./harness.ts";
+import { driverNamespace, type E2E, e2eConfig, nodePluginUser, secretFor, startE2E } from "./harness.ts";
 
 const skipRoot = process.getuid?.() === 0 ? false : "needs root (CAP_SYS_ADMIN) for bind mounts";
 const needsStandIns = process.env.KUBECONFIG ? "creates a Mount Pod that runs the juicefs stand-in" : false;
@@ -246,7 +246,11 @@ t.test(
       "the opt-in mounts with writeback",
     );
     await e.unpublish(target, volumeId);
-    await eventually("Mount Pod gone", async () => (await e.mountPods(volumeId)).length === 0, 15_000);
+    await eventually(
+      "Mount Pod gone",
+      async () => (await e.mountPods(volumeId)).length === 0,
+      e2eConfig.stepTimeoutMs,
+    );
   },
 );
 
@@ -325,7 +329,11 @@ t.test(
       );
     }
     await node.NodeUnpublishVolume!({ volume_id: volumeId, target_path: target } as never);
-    await eventually("Mount Pod gone", async () => (await e.mountPods(volumeId)).length === 0, 15_000);
+    await eventually(
+      "Mount Pod gone",
+      async () => (await e.mountPods(volumeId)).length === 0,
+      e2eConfig.stepTimeoutMs,
+    );
   },
 );
 
@@ -434,7 +442,11 @@ t.test(
       ["pv-gc-3", other.target],
     ] as const) {
       await node.NodeUnpublishVolume!({ volume_id: v, target_path: target } as never);
-      await eventually(`Mount Pod of ${v} gone`, async () => (await e.mountPods(v)).length === 0, 15_000);
+      await eventually(
+        `Mount Pod of ${v} gone`,
+        async () => (await e.mountPods(v)).length === 0,
+        e2eConfig.stepTimeoutMs,
+      );
     }
   },
 );

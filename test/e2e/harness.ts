@@ -51,6 +51,13 @@ export const e2eConfig = {
     accessKey: process.env.E2E_ACCESS_KEY,
     secretKey: process.env.E2E_SECRET_KEY,
   },
+  /**
+   * CPU request of the Mount Pods the suite makes on a real cluster (PV attribute juicefs/mount-cpu-
+   * request, unless a test sets its own): Mount Pods carry nodeName, so the kubelet admits them against
+   * the node's allocatable CPU without a scheduler, and the default (1 CPU each) rejects the second or
+   * third one on a small node with UnexpectedAdmissionError. The figures are about latency, not CPU.
+   */
+  mountCpuRequest: process.env.E2E_MOUNT_CPU_REQUEST ?? (external ? "100m" : undefined),
   /** Image of the app pods (they only need to exist; on a real node they run). */
   appImage: process.env.E2E_APP_IMAGE ?? (external ? "registry.k8s.io/pause:3.10" : "app"),
 };
@@ -310,9 +317,15 @@ export async function startE2E(
           "csi.storage.k8s.io/pod.name": pod.metadata!.name!,
           "csi.storage.k8s.io/pod.namespace": pod.metadata!.namespace!,
           "csi.storage.k8s.io/pod.uid": pod.metadata!.uid!,
+          ...(e2eConfig.mountCpuRequest ? { "juicefs/mount-cpu-request": e2eConfig.mountCpuRequest } : {}),
           ...o.context,
         },
-      } as never);
+      } as never).catch((err: { code?: number; message?: string }) => {
+        // tap reports a rejected test promise as "unhandled error" without its text: say what failed.
+        const what = `NodePublishVolume ${volumeId} for pod ${pod.metadata?.name}: ${err?.message ?? err}`;
+        process.stderr.write(`# ${what}\n`);
+        throw Object.assign(new Error(what), { code: err?.code });
+      });
       return target;
     },
     async unpublish(target, volumeId) {

@@ -8,7 +8,15 @@ import { join } from "node:path";
 import t from "tap";
 import { apiAccess } from "../../driver/juicefs/constants.ts";
 import { eventually } from "../kube/cluster.ts";
-import { driverNamespace, type E2E, nodePluginUser, secretFor, standInOnly, startE2E } from "./harness.ts";
+import {
+  driverNamespace,
+  type E2E,
+  e2eConfig,
+  nodePluginUser,
+  secretFor,
+  standInOnly,
+  startE2E,
+} from "./harness.ts";
 
 const skipRoot = process.getuid?.() === 0 ? false : "needs root (CAP_SYS_ADMIN) for bind mounts";
 const needsStandIns = standInOnly;
@@ -74,7 +82,7 @@ t.test(
     t.notOk(again?.metadata?.deletionTimestamp, "and it is not terminating");
     await e.unpublish(td, "pv-share");
     await e.unpublish(tc, "pv-share");
-    await eventually("Mount Pods gone", podsGone("pv-share"), 15_000);
+    await eventually("Mount Pods gone", podsGone("pv-share"), e2eConfig.stepTimeoutMs);
     t.notOk(
       await exists(
         e.admin.core.readNamespacedSecret({ namespace: driverNamespace, name: pods[0]!.metadata!.name! }),
@@ -103,15 +111,19 @@ t.test(
     t.equal(still?.metadata?.uid, first?.metadata?.uid, "a new reference cancelled the deletion");
     const started = Date.now();
     await e.unpublish(tb, "pv-delay");
-    await eventually("Mount Pod gone after the delay", podsGone("pv-delay"), 15_000);
+    await eventually("Mount Pod gone after the delay", podsGone("pv-delay"), e2eConfig.stepTimeoutMs);
     t.ok(Date.now() - started >= 900, `deleted after ${Date.now() - started} ms (delay 1 s)`);
-    const job = await eventually("clean-cache Job", async () => {
-      const jobs = await e.admin.batch.listNamespacedJob({
-        namespace: driverNamespace,
-        labelSelector: "volume-id=pv-delay",
-      });
-      return jobs.items[0];
-    });
+    const job = await eventually(
+      "clean-cache Job",
+      async () => {
+        const jobs = await e.admin.batch.listNamespacedJob({
+          namespace: driverNamespace,
+          labelSelector: "volume-id=pv-delay",
+        });
+        return jobs.items[0];
+      },
+      e2eConfig.stepTimeoutMs,
+    );
     t.equal(job.spec?.template.spec?.nodeName, e.nodeName, "runs on this node");
     t.match(job.spec?.template.spec?.volumes?.[0]?.hostPath?.path, join(e.dir, "cache"));
     // The Mount Pod's Secret is gone with it; the Job reads a copy of its own, which it owns.
@@ -120,10 +132,14 @@ t.test(
       x.valueFrom?.secretKeyRef ? [x.valueFrom.secretKeyRef.name] : [],
     );
     t.ok(refs.length > 0 && refs.every((n) => n === jobName), `the Job reads Secret ${jobName}`);
-    const copy = await eventually("the Job's Secret owned by the Job", async () => {
-      const s = await e.admin.core.readNamespacedSecret({ namespace: driverNamespace, name: jobName });
-      return s.metadata?.ownerReferences?.some((o) => o.kind === "Job" && o.uid === job.metadata?.uid) && s;
-    });
+    const copy = await eventually(
+      "the Job's Secret owned by the Job",
+      async () => {
+        const s = await e.admin.core.readNamespacedSecret({ namespace: driverNamespace, name: jobName });
+        return s.metadata?.ownerReferences?.some((o) => o.kind === "Job" && o.uid === job.metadata?.uid) && s;
+      },
+      e2eConfig.stepTimeoutMs,
+    );
     t.ok(copy, "owned by the Job: deleted with it");
     await t.rejects(
       e.admin.core.readNamespacedSecret({ namespace: driverNamespace, name: first!.metadata!.name! }),
@@ -131,13 +147,17 @@ t.test(
       "the Mount Pod's own Secret is deleted",
     );
     // It runs to the end: the kubelet starts it (its Secret exists) and juicefs status finds the UUID.
-    const done = await eventually("clean-cache Job complete", async () => {
-      const j = await e.admin.batch.readNamespacedJob({ namespace: driverNamespace, name: jobName });
-      const c = j.status?.conditions?.find(
-        (x) => x.status === "True" && (x.type === "Complete" || x.type === "Failed"),
-      );
-      return c && { type: c.type, message: c.message ?? "" };
-    });
+    const done = await eventually(
+      "clean-cache Job complete",
+      async () => {
+        const j = await e.admin.batch.readNamespacedJob({ namespace: driverNamespace, name: jobName });
+        const c = j.status?.conditions?.find(
+          (x) => x.status === "True" && (x.type === "Complete" || x.type === "Failed"),
+        );
+        return c && { type: c.type, message: c.message ?? "" };
+      },
+      e2eConfig.stepTimeoutMs,
+    );
     const pods = await e.admin.core.listNamespacedPod({
       namespace: driverNamespace,
       labelSelector: `job-name=${jobName}`,
@@ -183,7 +203,7 @@ t.test(
       targets.every((tg) => !mounts.includes(tg)),
       "every target unbound",
     );
-    await eventually("no Mount Pod", podsGone("pv-race"), 15_000);
+    await eventually("no Mount Pod", podsGone("pv-race"), e2eConfig.stepTimeoutMs);
     t.pass("none after");
   },
 );
@@ -245,7 +265,7 @@ t.test(
     });
     t.ok(events.items.length >= 1, "an Event tells about the recreation");
     for (const tg of targets) await e.unpublish(tg, "pv-kill");
-    await eventually("no Mount Pod", podsGone("pv-kill"), 15_000);
+    await eventually("no Mount Pod", podsGone("pv-kill"), e2eConfig.stepTimeoutMs);
   },
 );
 
@@ -288,7 +308,7 @@ t.test(
     });
     t.pass("an Event per re-bound target");
     for (const tg of targets) await e.unpublish(tg, "pv-rebind");
-    await eventually("no Mount Pod", podsGone("pv-rebind"), 15_000);
+    await eventually("no Mount Pod", podsGone("pv-rebind"), e2eConfig.stepTimeoutMs);
   },
 );
 
@@ -315,7 +335,7 @@ t.test(
     const info = (await e.mode.clients.list()).find((x) => x.volumeId === "pv-restart")!;
     t.same(info.targets, [target], "one reference");
     await e.unpublish(target, "pv-restart");
-    await eventually("no Mount Pod", podsGone("pv-restart"), 15_000);
+    await eventually("no Mount Pod", podsGone("pv-restart"), e2eConfig.stepTimeoutMs);
 
     // A restart between publish and unpublish: the new plugin knows the Mount Pod only from the API
     // (its annotations) and the mount table, and still deletes it at the last unpublish.
@@ -323,7 +343,11 @@ t.test(
     const t3 = await e.publish(app3, "pv-restart");
     await e.restartPlugin();
     await e.unpublish(t3, "pv-restart");
-    await eventually("adopted Mount Pod deleted at zero references", podsGone("pv-restart"), 15_000);
+    await eventually(
+      "adopted Mount Pod deleted at zero references",
+      podsGone("pv-restart"),
+      e2eConfig.stepTimeoutMs,
+    );
 
     // Crash mid-publish and the pod goes away (no retry): the reconciler deletes the orphan Mount Pod.
     e.setFailure("mount=slow:1000");
@@ -338,7 +362,11 @@ t.test(
       name: "restart-b",
       gracePeriodSeconds: 0,
     });
-    await eventually("orphan Mount Pod deleted by the reconciler", podsGone("pv-restart"), 15_000);
+    await eventually(
+      "orphan Mount Pod deleted by the reconciler",
+      podsGone("pv-restart"),
+      e2eConfig.stepTimeoutMs,
+    );
     t.pass();
   },
 );
@@ -364,7 +392,7 @@ t.test("references of vanished app pods are dropped by the reconciler", { skip: 
     "the vanished pod's target is unmounted",
   );
   await e.unpublish(tb, "pv-vanish");
-  await eventually("no Mount Pod", podsGone("pv-vanish"), 15_000);
+  await eventually("no Mount Pod", podsGone("pv-vanish"), e2eConfig.stepTimeoutMs);
 });
 
 t.test(
@@ -398,7 +426,7 @@ t.test(
     );
     // Nothing references the stuck Mount Pod: the reconciler removes it.
     e.setFailure("");
-    await eventually("stuck Mount Pod removed", podsGone("pv-hang"), 15_000);
+    await eventually("stuck Mount Pod removed", podsGone("pv-hang"), e2eConfig.stepTimeoutMs);
   },
 );
 

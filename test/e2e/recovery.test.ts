@@ -14,7 +14,7 @@ import t from "tap";
 import { readMountTable } from "../../driver/mount/mountinfo.ts";
 import { standinDir } from "../csi/helpers.ts";
 import { eventually } from "../kube/cluster.ts";
-import { driverNamespace, type E2E, startE2E } from "./harness.ts";
+import { driverNamespace, type E2E, e2eConfig, startE2E } from "./harness.ts";
 
 const skip =
   process.getuid?.() !== 0
@@ -151,7 +151,11 @@ t.test(
     );
 
     for (const a of [...apps, "rec-none"]) await e.kubelet!.deletePod("default", a);
-    await eventually("Mount Pod gone", async () => (await e.mountPods(vol)).length === 0, 15_000);
+    await eventually(
+      "Mount Pod gone",
+      async () => (await e.mountPods(vol)).length === 0,
+      e2eConfig.stepTimeoutMs,
+    );
     await eventually("no mount left at the host mount point", async () => {
       const tb = await readMountTable();
       return !tb.at(info.mountPoint) && !existsSync(info.mountPoint);
@@ -197,7 +201,11 @@ t.test(
     // Kill again and delete the pod right away: the Mount Pod goes while its mount is dead.
     e.kubelet!.kill(driverNamespace, mp!.metadata!.name!);
     await e.unpublish(target, vol);
-    await eventually("Mount Pod gone", async () => (await e.mountPods(vol)).length === 0, 15_000);
+    await eventually(
+      "Mount Pod gone",
+      async () => (await e.mountPods(vol)).length === 0,
+      e2eConfig.stepTimeoutMs,
+    );
     await eventually("mount point unmounted and removed", async () => {
       return !(await readMountTable()).at(mountPoint) && !existsSync(mountPoint);
     });
@@ -261,7 +269,11 @@ t.test(
     t.same(await snapshot(), was, "the same references and one client mount, from the mount table");
     for (const a of ["pr-a", "pr-b"]) t.equal(lastLine(a), "read:kept", `${a} still reads`);
     for (const a of ["pr-a", "pr-b"]) await e.kubelet!.deletePod("default", a);
-    await eventually("Mount Pod gone", async () => (await e.mountPods(vol)).length === 0, 15_000);
+    await eventually(
+      "Mount Pod gone",
+      async () => (await e.mountPods(vol)).length === 0,
+      e2eConfig.stepTimeoutMs,
+    );
   },
 );
 
@@ -293,7 +305,11 @@ t.test(
     const info = (await e.mode.clients.list()).find((c) => c.volumeId === vol)!;
     t.equal(info.targets.length, 2, "both targets are its references again");
     for (const a of ["down-a", "down-b"]) await e.kubelet!.deletePod("default", a);
-    await eventually("Mount Pod gone", async () => (await e.mountPods(vol)).length === 0, 15_000);
+    await eventually(
+      "Mount Pod gone",
+      async () => (await e.mountPods(vol)).length === 0,
+      e2eConfig.stepTimeoutMs,
+    );
   },
 );
 
