@@ -91,11 +91,18 @@ if (import.meta.main) {
   // A real kubelet pulls images and starts pods in seconds to minutes: give each file room.
   const timeout = kubeconfig ? "1800" : "300";
   const files = positionals.length > 0 ? positionals : e2eTestFiles();
-  const r = spawnSync(join(projectRoot, "node_modules", ".bin", "tap"), ["--timeout", timeout, ...files], {
-    cwd: projectRoot,
-    stdio: "inherit",
-    env,
-  });
+  // One node plugin per node: on a real node the files run one at a time, or each file's plugin would
+  // take the others' Mount Pods (same node, same namespace, none of its targets) for leftovers.
+  const jobs = kubeconfig ? ["--jobs", "1"] : [];
+  const r = spawnSync(
+    join(projectRoot, "node_modules", ".bin", "tap"),
+    [...jobs, "--timeout", timeout, ...files],
+    {
+      cwd: projectRoot,
+      stdio: "inherit",
+      env,
+    },
+  );
   if (existsSync(env.E2E_REPORT)) {
     const { runId, figures } = JSON.parse(readFileSync(env.E2E_REPORT, "utf8")) as {
       runId: string;

@@ -748,7 +748,13 @@ export class PodClientManager implements ClientManager {
     } catch (e) {
       if (!isConflict(e)) throw e;
       const cur = await core.readNamespacedSecret({ namespace: this.#o.namespace, name });
-      if (JSON.stringify(cur.data ?? {}) !== JSON.stringify(data))
+      // A Secret left by an earlier Mount Pod of this name may be owned by an earlier PV of this name
+      // (deleted and made again): the garbage collector would delete it under the new Mount Pod.
+      const owners = (refs: k8s.V1OwnerReference[] | undefined) => (refs ?? []).map((r) => r.uid).join(",");
+      if (
+        JSON.stringify(cur.data ?? {}) !== JSON.stringify(data) ||
+        owners(cur.metadata?.ownerReferences) !== owners(owner)
+      )
         await core.replaceNamespacedSecret({
           namespace: this.#o.namespace,
           name,

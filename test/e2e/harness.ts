@@ -117,6 +117,14 @@ export interface PublishOptions {
   mountFlags?: string[];
 }
 
+/**
+ * On a real cluster without E2E_METAURL, the Mount Pods run the juicefs stand-in (an image that carries
+ * it): its state (each file system's data) must outlive a client's container as a metadata engine and
+ * an object store would, and be seen by the clean-cache Job too. The cache dir is a hostPath at the same
+ * path in both, so the state goes there (the Secret's `envs`, set by startE2E).
+ */
+let standInState: string | undefined;
+
 /** The volume's Secret: E2E_METAURL and friends when set (a real file system), else the stand-in's. */
 export function secretFor(fs: string): Record<string, string> {
   const c = e2eConfig.fs;
@@ -126,6 +134,7 @@ export function secretFor(fs: string): Record<string, string> {
     storage: c.storage,
     bucket: c.bucket ?? `/var/jfs/${fs}`,
   };
+  if (standInState) s.envs = JSON.stringify({ JUICEFS_STANDIN_ROOT: standInState });
   if (c.accessKey) s["access-key"] = c.accessKey;
   if (c.secretKey) s["secret-key"] = c.secretKey;
   return s;
@@ -167,6 +176,7 @@ export async function startE2E(
   const kubeletDir = join(dir, "kubelet");
   const standinRoot = join(dir, "standin");
   mkdirSync(mountRoot, { recursive: true });
+  standInState = external && !e2eConfig.fs.metaurl ? join(dir, "cache", "standin") : undefined;
   const nodeName = opts.nodeName ?? process.env.E2E_NODE_NAME ?? "node-1";
   const runId = e2eConfig.runId;
   const appNamespace = `e2e-${runId}`;

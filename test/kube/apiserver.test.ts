@@ -407,6 +407,56 @@ t.test("finalizers, graceful pod deletion and owner garbage collection", async (
       404,
   );
   t.pass();
+
+  // An owner of the same name but another uid is not the owner: a dependent that names a gone uid (an
+  // earlier PV of that name) is collected too, as the real garbage collector does.
+  const pv2 = await core.createPersistentVolume({
+    body: {
+      metadata: { name: "pv-1" },
+      spec: {
+        capacity: { storage: "1Gi" },
+        accessModes: ["ReadWriteMany"],
+        csi: { driver: "csi.juicefs.com", volumeHandle: "pv-1" },
+      },
+    },
+  });
+  t.not(pv2.metadata?.uid, pv.metadata?.uid);
+  await core.createNamespacedSecret({
+    namespace: "kube-system",
+    body: {
+      metadata: {
+        name: "stale-owner",
+        ownerReferences: [
+          { apiVersion: "v1", kind: "PersistentVolume", name: "pv-1", uid: pv.metadata!.uid! },
+        ],
+      },
+      stringData: { metaurl: "redis://x" },
+    },
+  });
+  await eventually(
+    "a Secret owned by a gone uid is collected",
+    async () =>
+      (await statusOf(core.readNamespacedSecret({ namespace: "kube-system", name: "stale-owner" }))).code ===
+      404,
+  );
+  await core.createNamespacedSecret({
+    namespace: "kube-system",
+    body: {
+      metadata: {
+        name: "live-owner",
+        ownerReferences: [
+          { apiVersion: "v1", kind: "PersistentVolume", name: "pv-1", uid: pv2.metadata!.uid! },
+        ],
+      },
+      stringData: { metaurl: "redis://x" },
+    },
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(
+    (await core.readNamespacedSecret({ namespace: "kube-system", name: "live-owner" })).metadata?.name,
+    "live-owner",
+    "a live owner keeps it",
+  );
 });
 
 t.test("annotations are capped at 256 KiB; other groups and cluster scope work", async (t) => {

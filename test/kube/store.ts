@@ -533,6 +533,19 @@ export class Store {
     return out;
   }
 
+  private collectIfOrphaned(t: ResourceType, key: string, uid: string): void {
+    const o = this.bucket(t).get(key);
+    if (!o || o.metadata.uid !== uid) return;
+    const refs = (o.metadata.ownerReferences ?? []) as KObj[];
+    if (refs.length === 0) return;
+    const live = new Set<string>();
+    for (const rt of resourceTypes) for (const x of this.bucket(rt).values()) live.add(x.metadata.uid);
+    if (refs.some((r) => live.has(r.uid))) return;
+    try {
+      this.delete(t, o.metadata.namespace, o.metadata.name, { propagationPolicy: "Background" });
+    } catch {}
+  }
+
   private collectDependents(uid: string): void {
     const live = new Set<string>();
     for (const t of resourceTypes) for (const o of this.bucket(t).values()) live.add(o.metadata.uid);
@@ -558,6 +571,12 @@ export class Store {
     this.rv++;
     obj.metadata.resourceVersion = String(this.rv);
     if (!removed) this.bucket(t).set(key, obj);
+    // As the real garbage collector: an object whose owners (by uid) are all absent, e.g. one made with
+    // the uid of an earlier owner of the same name, is deleted, not only when an owner goes later.
+    if (!removed && (obj.metadata.ownerReferences ?? []).length > 0) {
+      const uid = obj.metadata.uid;
+      setImmediate(() => this.collectIfOrphaned(t, key, uid));
+    }
     const entry: HistoryEntry = { rv: this.rv, type, key: `${storeKeyOf(t)}|${key}`, old, obj };
     this.history.push(entry);
     if (this.history.length > this.historySize) {
