@@ -1244,6 +1244,9 @@ export interface SummaryRow {
   verdict: Verdict;
   code: string;
   summary: string;
+  /** The broken link's reason and remedy, when it has them (the dashboard shows them beside the row). */
+  why?: string;
+  fix?: string;
 }
 
 /**
@@ -1265,6 +1268,8 @@ export function diagnoseAll(s: Snapshot): { rows: SummaryRow[]; checked: number 
         verdict: bad.verdict,
         code: bad.code,
         summary: `${bad.object}: ${bad.summary}`,
+        ...(bad.why ? { why: bad.why } : {}),
+        ...(bad.fix ? { fix: bad.fix } : {}),
       });
   };
   for (const pod of s.pods) {
@@ -1318,6 +1323,8 @@ export function diagnoseAll(s: Snapshot): { rows: SummaryRow[]; checked: number 
         verdict: link.verdict,
         code: link.code,
         summary: link.summary,
+        ...(link.why ? { why: link.why } : {}),
+        ...(link.fix ? { fix: link.fix } : {}),
       });
   }
   return { rows, checked };

@@ -1,0 +1,206 @@
+// The dashboard over HTTP against the stand-in cluster: the overview lists the broken volume first
+// with the doctor's verdict and fix, the volume graph has a box per object, the pod page shows
+// status and settings, logs stream (follow mode picks up new lines), every response is free of
+// credentials, and token mode lets a user see only what their RBAC allows.
+import t from "tap";
+import { driverNs } from "../doctor/fixtures.ts";
+import { eventually } from "../kube/cluster.ts";
+import { assertNoCredentials, dashboardCluster } from "./helpers.ts";
+
+const c = await dashboardCluster();
+const bodies: [string, string][] = [];
+const get = async (path: string, init: RequestInit = {}) => {
+  const r = await fetch(`${c.url}${path}`, init);
+  const text = await r.text();
+  bodies.push([path, text]);
+  return { r, text };
+};
+
+/** Reads an SSE stream until `until` matches the data seen so far (or the timeout). */
+async function sse(path: string, until: RegExp, ms = 10_000, headers: Record<string, string> = {}) {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), ms);
+  let text = "";
+  try {
+    const r = await fetch(`${c.url}${path}`, { signal: ac.signal, headers });
+    const reader = r.body!.getReader();
+    const dec = new TextDecoder();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+      if (until.test(text)) break;
+    }
+    ac.abort();
+  } catch (e) {
+    if ((e as Error).name !== "AbortError") throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+  bodies.push([path, text]);
+  return text;
+}
+
+t.test("overview: the broken volume first, with the doctor's verdict and fix", async (t) => {
+  const { text } = await eventually("overview lists the crash loop", async () => {
+    const page = await get("/");
+    return page.text.includes("client-crashloop") && page;
+  });
+  t.equal((await fetch(`${c.url}/`)).headers.get("content-type"), "text/html; charset=utf-8");
+  const table = text.slice(
+    text.indexOf('class="problems"'),
+    text.indexOf("</table>", text.indexOf('class="problems"')),
+  );
+  const rows = table.split('<tr class="problem').slice(1);
+  t.ok(rows.length >= 1, "a problem row");
+  t.match(rows[0], /verdict-broken/, "broken first");
+  t.match(rows[0], /pod\/app -n billing/);
+  t.match(rows[0], /client-crashloop/);
+  t.match(rows[0], /kubectl logs pod\/[^ ]+ -n kube-system -c jfs-mount --previous/, "the fix");
+  t.notMatch(table, /-n shop/, "the healthy volume is not a problem");
+  t.match(text, /<b>2<\/b> PVs/);
+  t.match(text, /<b>2<\/b> Mount Pods/);
+  t.match(
+    text,
+    /<td>node-1<\/td><td>0<\/td><td>0<\/td><td>2<\/td><td>2<\/td><td>0<\/td><td>[12]<\/td>/,
+    "per node: 2 app pods, 2 Mount Pods, unhealthy counted",
+  );
+});
+
+t.test("volume graph: an SVG box per object, coloured by verdict", async (t) => {
+  const { r, text } = await get(`/volumes/${c.broken.pv}`);
+  t.equal(r.status, 200);
+  t.match(text, /<svg [^>]*class="graph"/);
+  t.match(text, new RegExp(`data-kind="pv" data-name="${c.broken.pv}"`));
+  t.match(text, /data-kind="pvc" data-name="data"/);
+  t.match(text, /data-kind="pod" data-name="app" data-verdict="broken"/);
+  t.match(text, new RegExp(`data-kind="mount-pod" data-name="${c.broken.mountPod}" data-verdict="broken"`));
+  t.match(text, /data-kind="secret" data-name="jfs-secret"/);
+  t.match(text, /First broken link/);
+  const healthy = await get(`/volumes/${c.healthy.pv}`);
+  t.match(healthy.text, /data-kind="mount-pod" data-name="[^"]+" data-verdict="ok"/);
+  t.match(healthy.text, /No broken link found/);
+  t.equal((await get("/volumes/nope")).r.status, 404);
+  t.equal((await get("/volumes/..%2Fetc")).r.status, 400, "names are validated");
+});
+
+t.test("pod pages: status, last termination, settings, what it serves; no env, args or values", async (t) => {
+  const mp = await get(`/pods/${driverNs}/${c.broken.mountPod}`);
+  t.equal(mp.r.status, 200);
+  t.match(mp.text, /Mount Pod kube-system\//);
+  t.match(mp.text, /client-crashloop/);
+  t.match(mp.text, /Error exit 1 at /, "last termination");
+  t.match(mp.text, /Mount options/);
+  t.match(mp.text, /billing\/app/, "serves the app pod");
+  t.match(mp.text, /cpu 1/, "resources");
+  const app = await get(`/pods/${c.healthy.ns}/app`);
+  t.match(app.text, /No broken link found/);
+  t.match(app.text, new RegExp(`claim data → <a href="/volumes/${c.healthy.pv}">`));
+  t.equal((await get("/pods/shop/ghost")).r.status, 404);
+});
+
+t.test("logs: current and previous, follow mode streams new lines, credentials blanked", async (t) => {
+  const cur = await sse(
+    `/api/pods/${driverNs}/${c.broken.mountPod}/logs?container=jfs-mount&previous=1`,
+    /event: end/,
+  );
+  t.match(cur, /is not available: dial tcp 10\.0\.0\.1:6379/);
+  t.match(
+    cur,
+    /Meta address: redis:\/\/:\[REDACTED\]@|Meta address: \[REDACTED\]/,
+    "the meta URL the client printed is blanked",
+  );
+  // Follow: the app pod's log gains a line while the stream is open.
+  const mountPod = c.healthy.mountPod!;
+  const text = await sse(`/api/pods/${driverNs}/${mountPod}/logs?follow=1`, /juicefs is ready/);
+  t.match(text, /juicefs is ready/);
+  t.match(await sse(`/api/pods/${driverNs}/${mountPod}/logs?container=nope`, /./, 2000), /no container nope/);
+});
+
+t.test("live updates: a change in the cluster is announced over SSE", async (t) => {
+  const stream = sse("/api/updates", /event: changed\ndata: \d+\n\n[\s\S]*event: changed/, 10_000);
+  await new Promise((r) => setTimeout(r, 300));
+  await c.f.c.core
+    .createNamespacedConfigMap({ namespace: "shop", body: { metadata: { name: "x" } } })
+    .catch(() => {});
+  await c.f.c.core.patchNamespacedPod(
+    { namespace: "shop", name: "app", body: { metadata: { labels: { touched: "yes" } } } },
+    (await import("@kubernetes/client-node")).setHeaderOptions(
+      "Content-Type",
+      "application/merge-patch+json",
+    ),
+  );
+  t.match(await stream, /event: changed[\s\S]*event: changed/, "a second generation after the change");
+});
+
+t.test("health, readiness, metrics and security headers", async (t) => {
+  t.equal((await get("/healthz")).text, "ok");
+  t.equal((await get("/readyz")).text, "ok");
+  const m = await get("/metrics");
+  t.match(m.text, /juicefs_csi_dashboard_requests_total\{route="\/",code="200"\}/);
+  t.match(m.text, /juicefs_csi_dashboard_render_seconds_bucket/);
+  const r = await fetch(`${c.url}/`);
+  const csp = r.headers.get("content-security-policy") ?? "";
+  t.match(csp, /script-src 'self'/);
+  t.notMatch(csp, /unsafe-inline/);
+  t.equal(r.headers.get("x-content-type-options"), "nosniff");
+  t.equal(r.headers.get("x-frame-options"), "DENY");
+  const js = await get("/static/dashboard.js");
+  t.match(js.text, /EventSource/);
+  t.notMatch((await get("/")).text, /<script>|<script [^>]*>[^<]/, "no inline script");
+});
+
+t.test("token mode: TokenReview, then SubjectAccessReview per view", async (t) => {
+  const { url } = await c.start({ auth: "token" });
+  const api = c.f.c.api;
+  const nobody = api.addUser("nobody");
+  const billing = api.addUser("billing-dev");
+  api.grant("nobody", []);
+  api.grant("billing-dev", [
+    { verbs: ["get", "list"], resources: ["pods", "pods/log", "events"], namespaces: ["billing"] },
+  ]);
+  const as = (token: string, path: string) =>
+    fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  t.equal((await fetch(`${url}/`)).status, 401, "no token");
+  const login = await fetch(`${url}/`, { headers: { accept: "text/html" }, redirect: "manual" });
+  t.equal(login.status, 302);
+  t.match(login.headers.get("location"), /^\/login\?next=/);
+  t.equal((await as("not-a-token", "/")).status, 401, "a token the API server does not know");
+  const denied = await as(nobody, "/");
+  t.equal(denied.status, 403);
+  t.match(await denied.text(), /nobody may not list persistentvolumes at the cluster scope/);
+  t.equal((await as(api.token, "/")).status, 200, "an unrestricted user");
+  t.equal((await as(billing, `/pods/billing/app`)).status, 200, "own namespace");
+  t.equal((await as(billing, `/pods/shop/app`)).status, 403, "another namespace");
+  t.equal(
+    (await as(billing, `/pods/${driverNs}/${c.broken.mountPod}`)).status,
+    403,
+    "the Mount Pods' namespace",
+  );
+  // The login form keeps the token in an HttpOnly, SameSite=Strict cookie.
+  const form = await fetch(`${url}/login`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ token: billing, next: "//evil.example/x" }).toString(),
+  });
+  t.equal(form.status, 303);
+  t.equal(form.headers.get("location"), "/", "no open redirect");
+  const cookie = form.headers.get("set-cookie") ?? "";
+  t.match(cookie, /HttpOnly/);
+  t.match(cookie, /SameSite=Strict/);
+  const viaCookie = await fetch(`${url}/pods/billing/app`, { headers: { cookie: cookie.split(";")[0]! } });
+  t.equal(viaCookie.status, 200);
+  const bad = await fetch(`${url}/login`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: "token=wrong",
+  });
+  t.match(bad.headers.get("location"), /failed=1/);
+});
+
+t.test("no response carried a credential", async (t) => {
+  t.ok(bodies.length > 10);
+  for (const [path, body] of bodies) assertNoCredentials(t, path, body);
+});
