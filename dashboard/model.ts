@@ -201,6 +201,22 @@ export function overview(o: ClusterObjects, now: Date): Overview {
     return g;
   };
   for (const n of o.nodes) group(nodes, n.metadata?.name ?? "");
+  // A node's PVs and PVCs: those its app pods use and its Mount Pods serve.
+  const pvsOn = new Map<string, Set<string>>();
+  const pvcsOn = new Map<string, Set<string>>();
+  const note = (m: Map<string, Set<string>>, node: string, v: string | undefined) => {
+    if (!v) return;
+    if (!m.has(node)) m.set(node, new Set());
+    m.get(node)!.add(v);
+  };
+  for (const [key, users] of idx.podsOfClaim)
+    for (const p of users) {
+      const node = p.spec?.nodeName ?? "(not scheduled)";
+      note(pvcsOn, node, key);
+      note(pvsOn, node, idx.pvcByKey.get(key)?.spec?.volumeName);
+    }
+  for (const mp of idx.mountPods)
+    note(pvsOn, mp.spec?.nodeName ?? "(not scheduled)", idx.pvOfMountPod(mp)?.metadata?.name);
   for (const p of idx.appPods) {
     const g = group(nodes, p.spec?.nodeName ?? "(not scheduled)");
     g.appPods++;
@@ -212,6 +228,9 @@ export function overview(o: ClusterObjects, now: Date): Overview {
     g.mountPods++;
     if (podBad(p)) g.unhealthy++;
   }
+
+  for (const [node, set] of pvsOn) group(nodes, node).pvs = set.size;
+  for (const [node, set] of pvcsOn) group(nodes, node).pvcs = set.size;
 
   const classes = new Map<string, Group>();
   for (const pv of idx.pvs) {

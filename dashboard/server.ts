@@ -142,6 +142,7 @@ export async function buildDashboard(o: DashboardOptions): Promise<DashboardServ
       reply.type(a.type).header("cache-control", "public, max-age=300").send(a.body),
     );
 
+  app.get("/favicon.ico", async (_req, reply) => reply.code(204).send());
   app.get("/healthz", async (_req, reply) => reply.type("text/plain").send("ok"));
   app.get("/readyz", async (_req, reply) =>
     o.source.synced()

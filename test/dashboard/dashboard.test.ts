@@ -62,7 +62,7 @@ t.test("overview: the broken volume first, with the doctor's verdict and fix", a
   t.match(text, /<b>2<\/b> Mount Pods/);
   t.match(
     text,
-    /<td>node-1<\/td><td>0<\/td><td>0<\/td><td>2<\/td><td>2<\/td><td>0<\/td><td>[12]<\/td>/,
+    /<td>node-1<\/td><td>2<\/td><td>2<\/td><td>2<\/td><td>2<\/td><td>0<\/td><td>[12]<\/td>/,
     "per node: 2 app pods, 2 Mount Pods, unhealthy counted",
   );
 });
