@@ -3,9 +3,10 @@
 // status and settings, logs stream (follow mode picks up new lines), every response is free of
 // credentials, and token mode lets a user see only what their RBAC allows.
 import t from "tap";
+import { dashboardAccess, dashboardSecretAccess, dashboardTokenAccess } from "../../dashboard/access.ts";
 import { driverNs } from "../doctor/fixtures.ts";
 import { eventually } from "../kube/cluster.ts";
-import { assertNoCredentials, dashboardCluster } from "./helpers.ts";
+import { assertNoCredentials, dashboardCluster, dashboardUser } from "./helpers.ts";
 
 const c = await dashboardCluster();
 const bodies: [string, string][] = [];
@@ -198,6 +199,20 @@ t.test("token mode: TokenReview, then SubjectAccessReview per view", async (t) =
     body: "token=wrong",
   });
   t.match(bad.headers.get("location"), /failed=1/);
+});
+
+t.test("the dashboard called only what the chart's ClusterRole grants", async (t) => {
+  const allowed = new Set(
+    [...dashboardAccess, dashboardSecretAccess, ...dashboardTokenAccess].flatMap((r) =>
+      r.verbs.map((v) => `${v} ${r.apiGroup}/${r.resource}`),
+    ),
+  );
+  const calls = [...(c.f.c.api.accessLog.get(dashboardUser) ?? [])];
+  t.ok(
+    calls.some((x) => x.startsWith("watch /pods")),
+    calls.join("\n"),
+  );
+  for (const call of calls) t.ok(allowed.has(call.split(" ").slice(0, 2).join(" ")), call);
 });
 
 t.test("no response carried a credential", async (t) => {

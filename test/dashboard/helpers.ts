@@ -1,6 +1,7 @@
 // The dashboard against the doctor's stand-in cluster (test/doctor/fixtures.ts): one healthy volume
 // (Mount Pod serving, app pod running) and one broken one (its Mount Pod crash-loops and prints its
 // meta URL, as a careless client may), started as `juicefs-csi dashboard` starts it.
+import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import t, { type Test } from "tap";
 import { type DashboardHandle, startDashboard } from "../../dashboard/main.ts";
@@ -25,6 +26,9 @@ export interface DashboardCluster {
   start(o?: { auth?: "none" | "token" }): Promise<{ dash: DashboardHandle; url: string }>;
 }
 
+/** The dashboard's identity in the stand-in's access log. */
+export const dashboardUser = "system:serviceaccount:kube-system:juicefs-csi-dashboard";
+
 /** Every credential of the stand-in Secrets: no response may contain one. */
 export const credentials = [markers.metaurl, markers.accessKey, markers.secretKey, "MARKER-metaurl-pw"];
 
@@ -42,8 +46,11 @@ export async function dashboardCluster(): Promise<DashboardCluster> {
     30_000,
   );
   const start = async (o: { auth?: "none" | "token" } = {}) => {
+    // As its own user, so the test can compare what it called with the chart's ClusterRole.
+    const kc = new KubeConfig();
+    kc.loadFromString(f.c.api.kubeconfig({ user: dashboardUser }));
     const dash = await startDashboard({
-      kc: f.c.kc,
+      kc,
       port: 0,
       log: pino({ level: "silent" }),
       followEveryMs: 200,

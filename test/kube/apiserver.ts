@@ -268,6 +268,8 @@ export class ApiServer {
     if (!this.permits(caller, { verb: "create", group, resource }))
       throw this.forbidden(caller, { verb: "create", group, resource });
     this.requestCounts.set(`create ${resource}`, (this.requestCounts.get(`create ${resource}`) ?? 0) + 1);
+    if (!this.accessLog.has(caller)) this.accessLog.set(caller, new Set());
+    this.accessLog.get(caller)!.add(`create ${group}/${resource} *`);
     if (token) {
       const t = String(body?.spec?.token ?? "");
       const name = t === this.token ? "admin" : this.users.get(t);
