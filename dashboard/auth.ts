@@ -21,6 +21,11 @@ export interface Authorizer {
   routes?: (app: FastifyInstance) => void;
   /** Where a browser without credentials is sent. */
   loginPath?: string;
+  /**
+   * The signed-in user's permission check, for views that show only what the user may read
+   * (scope.ts); undefined: everything the dashboard reads is shown (port-forward mode).
+   */
+  subject?(req: FastifyRequest): Promise<{ name: string; may: (a: Access) => Promise<boolean> } | undefined>;
 }
 
 export const portForwardAuthorizer: Authorizer = { check: async () => ({ ok: true }) };

@@ -12,8 +12,9 @@ import type { Access, Authorizer } from "./auth.ts";
 import type { ClusterObjects, ClusterSource } from "./cache.ts";
 import { html } from "./html.ts";
 import { type LogReader, newLines, redactLine, splitLines } from "./logs.ts";
-import { diagnoseOne, type Overview, overview, VolumeIndex } from "./model.ts";
+import { diagnoseOne, isDriverPod, isMountPod, type Overview, overview, VolumeIndex } from "./model.ts";
 import { layout, notFound, overviewPage, podPage, volumePage } from "./pages.ts";
+import { scopeObjects, visibleTo } from "./scope.ts";
 
 const staticDir = new URL("./static/", import.meta.url);
 const assets = {
@@ -83,13 +84,45 @@ export async function buildDashboard(o: DashboardOptions): Promise<DashboardServ
 
   // One diagnosis per cache generation, whoever asks.
   let memo: { gen: number; objects: ClusterObjects; ov: Overview; idx: VolumeIndex } | undefined;
-  const current = () => {
+  type Memo = { gen: number; objects: ClusterObjects; ov: Overview; idx: VolumeIndex };
+  const current = (): Memo => {
     const gen = o.source.generation();
     if (!memo || memo.gen !== gen) {
       const objects = o.source.objects();
       memo = { gen, objects, ov: overview(objects, now()), idx: new VolumeIndex(objects) };
     }
     return memo;
+  };
+  // Token mode: one diagnosis per cache generation and per set of permissions (scope.ts).
+  const scoped = new Map<string, Memo>();
+  const view = async (req: FastifyRequest, reply: FastifyReply): Promise<Memo | undefined> => {
+    const m = current();
+    const subject = await o.authorizer.subject?.(req);
+    if (!subject) return m;
+    const v = await visibleTo(m.objects, subject.may);
+    if (v.namespaces.size === 0) {
+      page(
+        reply,
+        layout(
+          "Forbidden",
+          html`<h1>Forbidden</h1><p>${subject.name} may list pods, persistentvolumeclaims and events in no namespace.</p>`,
+        ),
+        403,
+      );
+      return undefined;
+    }
+    const hit = scoped.get(v.key);
+    if (hit && hit.gen === m.gen) return hit;
+    const driverNs = [
+      ...new Set(
+        m.objects.pods.filter((p) => isMountPod(p) || isDriverPod(p)).map((p) => p.metadata?.namespace ?? ""),
+      ),
+    ];
+    const objects = scopeObjects(m.objects, v, driverNs);
+    const entry: Memo = { gen: m.gen, objects, ov: overview(objects, now()), idx: new VolumeIndex(objects) };
+    if (scoped.size >= 100) scoped.clear();
+    scoped.set(v.key, entry);
+    return entry;
   };
 
   app.addHook("onSend", async (_req, reply, payload) => {
@@ -158,7 +191,8 @@ export async function buildDashboard(o: DashboardOptions): Promise<DashboardServ
   app.get("/", async (req, reply) => {
     if (!(await allowed(req, reply, overviewAccess))) return;
     const end = renderSeconds.startTimer({ page: "overview" });
-    const m = current();
+    const m = await view(req, reply);
+    if (!m) return;
     const body = layout("Overview", overviewPage(m.ov, m.idx), { live: true, generation: m.gen });
     end();
     return page(reply, body);
@@ -170,7 +204,8 @@ export async function buildDashboard(o: DashboardOptions): Promise<DashboardServ
     async (req, reply) => {
       if (!(await allowed(req, reply, overviewAccess))) return;
       const end = renderSeconds.startTimer({ page: "volume" });
-      const m = current();
+      const m = await view(req, reply);
+      if (!m) return;
       const d = diagnoseOne(m.objects, now(), { kind: "pv", name: req.params.pv });
       const rows = new Map(m.ov.problems.map((p) => [p.object, p.verdict] as const));
       const body = volumePage(m.idx, req.params.pv, d, rows);
@@ -187,12 +222,26 @@ export async function buildDashboard(o: DashboardOptions): Promise<DashboardServ
       const { namespace, name } = req.params;
       if (!(await allowed(req, reply, podAccess(namespace)))) return;
       const end = renderSeconds.startTimer({ page: "pod" });
-      const m = current();
+      const m = await view(req, reply);
+      if (!m) return;
       const pod = m.objects.pods.find(
         (p) => p.metadata?.namespace === namespace && p.metadata?.name === name,
       );
       if (!pod) {
         end();
+        // Token mode shows a pod only where the user may list pods, claims and events (its chain needs them).
+        if (
+          m !== current() &&
+          current().objects.pods.some((p) => p.metadata?.namespace === namespace && p.metadata?.name === name)
+        )
+          return page(
+            reply,
+            layout(
+              "Forbidden",
+              html`<h1>Forbidden</h1><p>Listing pods, persistentvolumeclaims and events in namespace ${namespace} is needed to show this pod.</p>`,
+            ),
+            403,
+          );
         return page(reply, layout("Not found", notFound(`Pod ${namespace}/${name}`)), 404);
       }
       const object = `pod/${name} -n ${namespace}`;
@@ -319,15 +368,16 @@ function apiMessage(e: unknown): string {
   return ((e as Error).message ?? String(e)).split("\n")[0] ?? "";
 }
 
-/** What the overview and volume pages show: cluster-wide lists. */
-export const overviewAccess: Access[] = [
-  { verb: "list", resource: "persistentvolumes" },
-  { verb: "list", resource: "persistentvolumeclaims" },
-  { verb: "list", resource: "pods" },
-];
+/**
+ * The overview and volume pages: PVs are cluster-scoped, so listing them is required; pods, claims
+ * and events are shown for the namespaces where the user may list them (scope.ts).
+ */
+export const overviewAccess: Access[] = [{ verb: "list", resource: "persistentvolumes" }];
 
+/** A pod page: the pod, its events, and PVs (its chain follows the claim to the volume). */
 export const podAccess = (namespace: string): Access[] => [
   { verb: "get", resource: "pods", namespace },
+  { verb: "list", resource: "persistentvolumes" },
   { verb: "list", resource: "events", namespace },
 ];
 

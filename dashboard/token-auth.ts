@@ -89,6 +89,12 @@ export function tokenAuthorizer(kc: KubeConfig, o: { secureCookie: boolean; ttlM
 
   return {
     loginPath: "/login",
+    async subject(req) {
+      const token = tokenOf(req);
+      const user = token ? await whoIs(token) : undefined;
+      if (!token || !user) return undefined;
+      return { name: user.username ?? "this user", may: (a: Access) => may(token, user, a) };
+    },
     async check(req, access): Promise<Decision> {
       const token = tokenOf(req);
       if (!token)

@@ -158,7 +158,12 @@ t.test("token mode: TokenReview, then SubjectAccessReview per view", async (t) =
   const billing = api.addUser("billing-dev");
   api.grant("nobody", []);
   api.grant("billing-dev", [
-    { verbs: ["get", "list"], resources: ["pods", "pods/log", "events"], namespaces: ["billing"] },
+    {
+      verbs: ["get", "list"],
+      resources: ["pods", "pods/log", "events", "persistentvolumeclaims"],
+      namespaces: ["billing"],
+    },
+    { verbs: ["list"], resources: ["persistentvolumes"] },
   ]);
   const as = (token: string, path: string) =>
     fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
@@ -170,7 +175,31 @@ t.test("token mode: TokenReview, then SubjectAccessReview per view", async (t) =
   const denied = await as(nobody, "/");
   t.equal(denied.status, 403);
   t.match(await denied.text(), /nobody may not list persistentvolumes at the cluster scope/);
-  t.equal((await as(api.token, "/")).status, 200, "an unrestricted user");
+  const all = await as(api.token, "/");
+  t.equal(all.status, 200, "an unrestricted user");
+  t.match(await all.text(), /pod\/app -n billing[\s\S]*pod\/juicefs-node-1-pv-billing/, "sees everything");
+  // A user who may list PVs, and pods/claims/events in billing only, sees billing only: the Mount Pod
+  // in kube-system is "cannot tell", never named.
+  const viewer = api.addUser("billing-viewer");
+  api.grant("billing-viewer", [
+    { verbs: ["list"], resources: ["persistentvolumes"] },
+    {
+      verbs: ["get", "list"],
+      resources: ["pods", "persistentvolumeclaims", "events"],
+      namespaces: ["billing"],
+    },
+  ]);
+  const scoped = await (await as(viewer, "/")).text();
+  bodies.push(["/ as billing-viewer", scoped]);
+  t.match(scoped, /pod\/app -n billing/);
+  t.notMatch(scoped, /-n shop/, "no other namespace");
+  t.notMatch(scoped, /juicefs-node-1-pv-/, "no Mount Pod name");
+  t.notMatch(scoped, /juicefs-csi-node-node-1/, "no driver pod");
+  t.match(scoped, /your RBAC does not let you list pods in namespace kube-system/);
+  const chain = await (await as(viewer, "/pods/billing/app")).text();
+  t.match(chain, /verdict-unknown[\s\S]*mount-pod/, "the Mount Pod link cannot be judged");
+  t.notMatch(chain, /juicefs-node-1-pv-/);
+  t.equal((await as(viewer, "/pods/shop/app")).status, 403);
   t.equal((await as(billing, `/pods/billing/app`)).status, 200, "own namespace");
   t.equal((await as(billing, `/pods/shop/app`)).status, 403, "another namespace");
   t.equal(
