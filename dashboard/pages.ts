@@ -5,6 +5,7 @@ import type { Diagnosis, Link } from "../driver/doctor/engine.ts";
 import { labels } from "../driver/juicefs/index.ts";
 import type { ClusterObjects } from "./cache.ts";
 import { type RowVerdicts, renderGraph, volumeGraph } from "./graph.ts";
+import type { Health } from "./health.ts";
 import { html, type Safe } from "./html.ts";
 import { isMountPod, isReady, type Overview, type Problem, restarts, type VolumeIndex } from "./model.ts";
 
@@ -14,7 +15,7 @@ export function layout(title: string, body: Safe, o: { generation?: number; live
 <title>${title} · JuiceFS CSI</title><link rel="stylesheet" href="/static/dashboard.css">
 <script src="/static/dashboard.js" defer></script></head>
 <body${o.live ? html` data-live="1" data-generation="${o.generation ?? 0}"` : ""}>
-<header><a href="/" class="brand">JuiceFS CSI dashboard</a><span class="live" id="live"></span></header>
+<header><nav><a href="/" class="brand">JuiceFS CSI dashboard</a><a href="/health">Driver health</a></nav><span class="live" id="live"></span></header>
 <main id="main">${body}</main></body></html>`.value;
 }
 
@@ -201,4 +202,36 @@ ${settings}${serves}
 
 export function notFound(what: string): Safe {
   return html`<h1>Not found</h1><p>${what} is not in the cluster (or not yet in the dashboard's cache).</p><p><a href="/">Overview</a></p>`;
+}
+
+export function healthPage(h: Health): Safe {
+  const yes = (b: boolean) => (b ? "yes" : "no");
+  return html`<h1>Driver health</h1>
+<p class="counts"><span><b>${h.mountPods.total}</b> Mount Pods</span><span><b>${h.mountPods.ready}</b> ready</span><span class="${h.mountPods.restarting ? "bad" : ""}"><b>${h.mountPods.restarting}</b> restarted</span><span class="${h.refusals.length ? "bad" : ""}"><b>${h.refusals.length}</b> recent webhook refusals</span></p>
+<section><h2>Node plugins</h2><table class="nodes"><thead><tr><th>Node</th><th>Plugin pod</th><th>Ready</th><th>Restarts</th><th>Last termination</th><th>Registered (CSINode)</th><th>Mount Pods</th><th>Not ready</th></tr></thead><tbody>
+${h.nodes.map(
+  (n) =>
+    html`<tr${!n.plugin?.ready || !n.registered ? html` class="unhealthy"` : ""}><td>${n.node}</td><td>${n.plugin ? html`<a href="/pods/${encodeURIComponent(n.plugin.namespace)}/${encodeURIComponent(n.plugin.name)}">${n.plugin.name}</a>` : "(none)"}</td><td>${n.plugin ? yes(n.plugin.ready) : ""}</td><td>${n.plugin?.restarts ?? ""}</td><td>${n.plugin?.lastTermination ?? ""}</td><td>${yes(n.registered)}</td><td>${n.mountPods}</td><td>${n.mountPodsNotReady}</td></tr>`,
+)}</tbody></table></section>
+<section><h2>Controller and webhook</h2><table><thead><tr><th>Pod</th><th>Component</th><th>Node</th><th>Ready</th><th>Restarts</th><th>Last termination</th></tr></thead><tbody>
+${h.pods.map(
+  (p) =>
+    html`<tr${p.ready ? "" : html` class="unhealthy"`}><td><a href="/pods/${encodeURIComponent(p.namespace)}/${encodeURIComponent(p.name)}">${p.name}</a></td><td>${p.component}</td><td>${p.node}</td><td>${yes(p.ready)}</td><td>${p.restarts}</td><td>${p.lastTermination ?? ""}</td></tr>`,
+)}</tbody></table></section>
+<section><h2>Webhook configurations</h2>${
+    h.webhooks.length
+      ? html`<table class="webhooks"><thead><tr><th>Configuration</th><th>Webhook</th><th>Failure policy</th><th>Target</th><th>Timeout</th><th>CA bundle</th></tr></thead><tbody>
+${h.webhooks.map(
+  (w) =>
+    html`<tr${w.caProblem || (w.ca && w.ca.daysLeft < 30) ? html` class="unhealthy"` : ""}><td>${w.kind} ${w.configuration}</td><td>${w.webhook}</td><td>${w.failurePolicy}</td><td>${w.target}</td><td>${w.timeoutSeconds !== undefined ? `${w.timeoutSeconds} s` : ""}</td><td class="ca">${w.ca ? `${w.ca.subject}: expires ${w.ca.notAfter} (${w.ca.daysLeft < 0 ? "expired" : `${w.ca.daysLeft} days left`})` : w.caProblem}</td></tr>`,
+)}</tbody></table>`
+      : html`<p>No JuiceFS webhook configuration.</p>`
+  }</section>
+<section><h2>Recent refusals</h2>${
+    h.refusals.length
+      ? html`<table class="refusals"><thead><tr><th>Namespace</th><th>Object</th><th>Message</th><th>Count</th><th>Last seen</th></tr></thead><tbody>
+${h.refusals.map((r) => html`<tr><td>${r.namespace}</td><td>${r.object}</td><td>${r.message}</td><td>${r.count}</td><td>${r.last}</td></tr>`)}</tbody></table>`
+      : html`<p>No pod refused by the JuiceFS webhook recently (FailedCreate events).</p>`
+  }</section>
+<p class="taken">Metrics: the webhook and node plugins serve <code>/metrics</code> (ports 9443 and 9568); this dashboard's are at <a href="/metrics">/metrics</a>.</p>`;
 }

@@ -10,10 +10,11 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import { fastBuckets, metricsPrefix } from "../lib/metrics.ts";
 import type { Access, Authorizer } from "./auth.ts";
 import type { ClusterObjects, ClusterSource } from "./cache.ts";
+import { driverHealth } from "./health.ts";
 import { html } from "./html.ts";
 import { type LogReader, newLines, redactLine, splitLines } from "./logs.ts";
 import { diagnoseOne, isDriverPod, isMountPod, type Overview, overview, VolumeIndex } from "./model.ts";
-import { layout, notFound, overviewPage, podPage, volumePage } from "./pages.ts";
+import { healthPage, layout, notFound, overviewPage, podPage, volumePage } from "./pages.ts";
 import { scopeObjects, visibleTo } from "./scope.ts";
 
 const staticDir = new URL("./static/", import.meta.url);
@@ -196,6 +197,16 @@ export async function buildDashboard(o: DashboardOptions): Promise<DashboardServ
     const body = layout("Overview", overviewPage(m.ov, m.idx), { live: true, generation: m.gen });
     end();
     return page(reply, body);
+  });
+
+  app.get("/health", async (req, reply) => {
+    if (!(await allowed(req, reply, overviewAccess))) return;
+    const m = await view(req, reply);
+    if (!m) return;
+    return page(
+      reply,
+      layout("Driver health", healthPage(driverHealth(m.objects, now())), { live: true, generation: m.gen }),
+    );
   });
 
   app.get<{ Params: { pv: string } }>(

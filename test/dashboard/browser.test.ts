@@ -128,6 +128,12 @@ if (!browserPath) {
     t.pass("the count changed without a reload");
   });
 
+  t.test("driver health page", async (t) => {
+    await page.goto(`${c.url}/health`);
+    t.match((await page.locator("table.nodes").textContent()) ?? "", /node-1juicefs-csi-node-node-1yes/);
+    await page.screenshot({ path: join(shots, "health.png"), fullPage: true });
+  });
+
   t.test("no script error, no credential in any response", async (t) => {
     const all = await Promise.all(responses);
     t.ok(all.length >= 8, `${all.length} responses`);

@@ -2,9 +2,11 @@
 // with the doctor's verdict and fix, the volume graph has a box per object, the pod page shows
 // status and settings, logs stream (follow mode picks up new lines), every response is free of
 // credentials, and token mode lets a user see only what their RBAC allows.
+
+import * as k8s from "@kubernetes/client-node";
 import t from "tap";
 import { dashboardAccess, dashboardSecretAccess, dashboardTokenAccess } from "../../dashboard/access.ts";
-import { driverNs } from "../doctor/fixtures.ts";
+import { driverNs, event } from "../doctor/fixtures.ts";
 import { eventually } from "../kube/cluster.ts";
 import { assertNoCredentials, dashboardCluster, dashboardUser } from "./helpers.ts";
 
@@ -133,6 +135,57 @@ t.test("live updates: a change in the cluster is announced over SSE", async (t) 
   );
   t.match(await stream, /event: changed[\s\S]*event: changed/, "a second generation after the change");
 });
+
+t.test(
+  "driver health: node plugins, webhook configuration with its CA's expiry, recent refusals",
+  async (t) => {
+    const { generate } = await import("selfsigned");
+    const ca = await generate([{ name: "commonName", value: "juicefs-csi-webhook-ca" }], {
+      keySize: 2048,
+      notAfterDate: new Date(Date.now() + 10 * 86_400_000),
+    });
+    await c.f.c.kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
+      body: {
+        metadata: { name: "juicefs-csi-webhook" },
+        webhooks: [
+          {
+            name: "mutate.juicefs.com",
+            admissionReviewVersions: ["v1"],
+            sideEffects: "None",
+            failurePolicy: "Ignore",
+            timeoutSeconds: 5,
+            clientConfig: {
+              service: { namespace: driverNs, name: "juicefs-csi-webhook", path: "/mutate-pod" },
+              caBundle: Buffer.from(ca.cert).toString("base64"),
+            },
+          },
+        ],
+      },
+    });
+    await event(c.f, {
+      ns: "billing",
+      kind: "ReplicaSet",
+      name: "web-7d9",
+      reason: "FailedCreate",
+      message:
+        'Error creating: admission webhook "validate.juicefs.com" denied the request: PersistentVolume pv-x: mount option writeback loses data',
+      component: "replicaset-controller",
+    });
+    const { text } = await eventually("health shows the refusal", async () => {
+      const page = await get("/health");
+      return page.text.includes("writeback loses data") && page.text.includes("mutate.juicefs.com") && page;
+    });
+    t.match(text, /<td>node-1<\/td><td><a href="\/pods\/kube-system\/juicefs-csi-node-node-1">/);
+    t.match(text, /<td>node-2<\/td>[\s\S]*?<td>no<\/td><td>0<\/td>/, "node-2's CSINode lacks the driver");
+    t.match(text, /<td>node-3<\/td><td>\(none\)<\/td>/, "no plugin on node-3");
+    t.match(text, /service kube-system\/juicefs-csi-webhook:443\/mutate-pod/);
+    t.match(text, /CN=juicefs-csi-webhook-ca: expires \S+ \((9|10) days left\)/);
+    t.match(
+      text,
+      /<td>billing<\/td><td>replicaset\/web-7d9<\/td><td>admission webhook &quot;validate.juicefs.com&quot; denied the request: PersistentVolume pv-x: mount option writeback loses data<\/td>/,
+    );
+  },
+);
 
 t.test("health, readiness, metrics and security headers", async (t) => {
   t.equal((await get("/healthz")).text, "ok");
