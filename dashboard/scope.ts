@@ -33,15 +33,21 @@ function namespacesOf(o: ClusterObjects): string[] {
 export async function visibleTo(o: ClusterObjects, may: May): Promise<Visible> {
   const namespaces = new Set<string>();
   const secrets = new Set<string>();
-  for (const ns of namespacesOf(o)) {
-    const [pods, pvcs, events] = await Promise.all([
-      may({ verb: "list", resource: "pods", namespace: ns }),
-      may({ verb: "list", resource: "persistentvolumeclaims", namespace: ns }),
-      may({ verb: "list", resource: "events", namespace: ns }),
-    ]);
-    if (pods && pvcs && events) namespaces.add(ns);
-    if (await may({ verb: "get", resource: "secrets", namespace: ns })) secrets.add(ns);
-  }
+  // Four reviews per namespace (cached 30 s by the authorizer), 16 namespaces at a time.
+  const all = namespacesOf(o);
+  for (let i = 0; i < all.length; i += 16)
+    await Promise.all(
+      all.slice(i, i + 16).map(async (ns) => {
+        const [pods, pvcs, events, secret] = await Promise.all([
+          may({ verb: "list", resource: "pods", namespace: ns }),
+          may({ verb: "list", resource: "persistentvolumeclaims", namespace: ns }),
+          may({ verb: "list", resource: "events", namespace: ns }),
+          may({ verb: "get", resource: "secrets", namespace: ns }),
+        ]);
+        if (pods && pvcs && events) namespaces.add(ns);
+        if (secret) secrets.add(ns);
+      }),
+    );
   const [pvs, storageClasses, csiNodes, nodes, mutating, validating] = await Promise.all([
     may({ verb: "list", resource: "persistentvolumes" }),
     may({ verb: "list", resource: "storageclasses", group: "storage.k8s.io" }),
@@ -51,7 +57,15 @@ export async function visibleTo(o: ClusterObjects, may: May): Promise<Visible> {
     may({ verb: "list", resource: "validatingwebhookconfigurations", group: "admissionregistration.k8s.io" }),
   ]);
   const webhooks = mutating && validating;
-  const key = JSON.stringify([[...namespaces], [...secrets], pvs, storageClasses, csiNodes, nodes, webhooks]);
+  const key = JSON.stringify([
+    [...namespaces].sort(),
+    [...secrets].sort(),
+    pvs,
+    storageClasses,
+    csiNodes,
+    nodes,
+    webhooks,
+  ]);
   return { key, namespaces, pvs, storageClasses, csiNodes, nodes, webhooks, secrets };
 }
 

@@ -73,13 +73,16 @@ t.test("usage errors exit 2; the servers are not in the single file", async (t) 
     d.stderr,
     /^juicefs-csi: driver: not part of the single-file CLI; run it from the juicefs-csi image/,
   );
+  const dash = run(exe, ["dashboard"]);
+  t.equal(dash.status, 2);
+  t.match(dash.stderr, /^juicefs-csi: dashboard: not part of the single-file CLI/);
 });
 
 t.test("lint-values uses the chart built into the file (helm from $HELM)", async (t) => {
   const env = { HELM: helmPath() };
   const ok = run(exe, ["lint-values", "-f", join(ciDir, "storage-classes-values.yaml")], [], env);
   t.equal(ok.status, 0, ok.stdout + ok.stderr);
-  t.match(ok.stdout, /29 objects rendered/);
+  t.match(ok.stdout, /30 objects rendered/);
   t.equal(ok.stderr, "", "no warnings (e.g. the deprecated punycode built-in)");
   const bad = run(exe, ["lint-values", "-f", "-"], [], env, "mountMode: fuse\n");
   t.equal(bad.status, 1);
