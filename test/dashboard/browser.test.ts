@@ -46,7 +46,8 @@ if (!browserPath) {
 
   t.test("overview: the broken pod first, with the doctor's verdict and fix", async (t) => {
     await page.goto(`${c.url}/`);
-    await page.waitForSelector("tr.problem");
+    // The page updates itself (SSE) until the cache has seen the crash loop.
+    await page.locator("table.problems", { hasText: "client-crashloop" }).waitFor({ timeout: 30_000 });
     const first = page.locator("table.problems tr.problem").first();
     t.match(await first.textContent(), /broken[\s\S]*pod\/app -n billing[\s\S]*client-crashloop/);
     t.match(

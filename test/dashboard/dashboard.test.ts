@@ -6,7 +6,7 @@
 import * as k8s from "@kubernetes/client-node";
 import t from "tap";
 import { dashboardAccess, dashboardSecretAccess, dashboardTokenAccess } from "../../dashboard/access.ts";
-import { driverNs, event } from "../doctor/fixtures.ts";
+import { driverNs, event, markers } from "../doctor/fixtures.ts";
 import { eventually } from "../kube/cluster.ts";
 import { assertNoCredentials, dashboardCluster, dashboardUser } from "./helpers.ts";
 
@@ -118,6 +118,33 @@ t.test("logs: current and previous, follow mode streams new lines, credentials b
   const text = await sse(`/api/pods/${driverNs}/${mountPod}/logs?follow=1`, /juicefs is ready/);
   t.match(text, /juicefs is ready/);
   t.match(await sse(`/api/pods/${driverNs}/${mountPod}/logs?container=nope`, /./, 2000), /no container nope/);
+  // A pod that prints a Secret value outright (not as a URL): blanked by content.
+  await c.f.c.core.createNamespacedPod({
+    namespace: "shop",
+    body: {
+      metadata: { name: "leaky" },
+      spec: {
+        nodeName: "node-1",
+        containers: [
+          {
+            name: "app",
+            image: "node",
+            command: [
+              "node",
+              "-e",
+              `console.log("using key ${markers.secretKey} now");setInterval(()=>{},1000)`,
+            ],
+          },
+        ],
+      },
+    },
+  });
+  const leaky = await eventually("the leaky pod's log", async () => {
+    const text = await sse("/api/pods/shop/leaky/logs", /event: end/, 3000);
+    return /using key/.test(text) && text;
+  });
+  t.match(leaky, /using key \[REDACTED\] now/);
+  t.notMatch(leaky, new RegExp(markers.secretKey));
 });
 
 t.test("live updates: a change in the cluster is announced over SSE", async (t) => {
