@@ -183,7 +183,11 @@ export function overview(o: ClusterObjects, now: Date): Overview {
   const idx = new VolumeIndex(o);
   const problems: Problem[] = rows
     .map((r) => {
-      const href = hrefOf(r.object);
+      // A claim's row opens its volume's graph (when it is bound).
+      const ref = parseRef(r.object);
+      const pv =
+        ref?.kind === "pvc" ? idx.pvcByKey.get(`${ref.namespace}/${ref.name}`)?.spec?.volumeName : undefined;
+      const href = pv ? `/volumes/${encodeURIComponent(pv)}` : hrefOf(r.object);
       return href ? { ...r, href } : r;
     })
     .sort((a, b) => order[a.verdict] - order[b.verdict] || a.object.localeCompare(b.object));
