@@ -1,4 +1,4 @@
-# The single product image: CSI plugin (controller and node) and admission webhook.
+# The single product image: CSI plugin (controller and node), admission webhook and dashboard.
 # The JuiceFS client itself runs from the mount image (juicedata/mount), not from this one.
 #
 # Two ways to build it, one description: `docker build .` runs this file; `npm run image` (no Docker,
@@ -9,7 +9,7 @@ FROM node:24-slim
 ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ENV NODE_ENV=production
 LABEL org.opencontainers.image.title=juicefs-csi \
-      org.opencontainers.image.description="JuiceFS CSI driver for Kubernetes: CSI plugin and admission webhook" \
+      org.opencontainers.image.description="JuiceFS CSI driver for Kubernetes: CSI plugin, admission webhook and dashboard" \
       org.opencontainers.image.version=0.1.0 \
       org.opencontainers.image.licenses=Apache-2.0 \
       org.opencontainers.image.source=https://github.com/juicedata/juicefs-csi
@@ -26,11 +26,12 @@ COPY cli ./cli
 COPY lib ./lib
 COPY driver ./driver
 COPY webhook ./webhook
+COPY dashboard ./dashboard
 # Node 24 runs the TypeScript sources directly (type stripping): no build step, no source maps to ship.
 # The compile cache is warmed at build time (the webhook's root file system is read-only at run time):
 # it saves the type stripping and compilation on every start, and about 25 MB of memory per process.
 ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
-RUN node --input-type=module -e 'await import("/app/cli/main.ts"); await import("/app/driver/main.ts"); await import("/app/webhook/main.ts"); await import("/app/webhook/offline.ts")'
+RUN node --input-type=module -e 'await import("/app/cli/main.ts"); await import("/app/driver/main.ts"); await import("/app/webhook/main.ts"); await import("/app/webhook/offline.ts"); await import("/app/dashboard/main.ts")'
 # root: the node plugin mounts; the chart runs the webhook as uid 1000 (the image's user "node").
 USER root
 ENTRYPOINT ["node", "/app/bin/juicefs-csi.js"]

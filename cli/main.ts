@@ -1,7 +1,7 @@
 // The juicefs-csi command: one binary, one subcommand per process the product runs.
 // Implementations are imported lazily so `version` and usage errors stay instant.
 
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { containerPaths, paths } from "../driver/juicefs/constants.ts";
@@ -108,6 +108,58 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
       const { runWebhook } = await import("../webhook/main.ts");
       await runWebhook(opts);
     });
+
+  program
+    .command("dashboard")
+    .description(
+      "serve the dashboard (HTTP): the doctor's verdicts, volume graphs, Mount Pods, logs; read-only",
+    )
+    .option("--port <port>", "port (0-65535)", parsePort, "8088")
+    .option(
+      "--address <ip>",
+      "address to listen on (default 127.0.0.1: reach it with kubectl port-forward)",
+      "127.0.0.1",
+    )
+    .option("--kubeconfig <file>", "kubeconfig (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
+    .option("--context <name>", "kubeconfig context")
+    .addOption(
+      new Option(
+        "--auth <mode>",
+        "none: whoever reaches the port sees what the dashboard's ServiceAccount reads; token: users sign in with their Kubernetes token, each view checked with SubjectAccessReview",
+      )
+        .choices(["none", "token"])
+        .default("none"),
+    )
+    .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM)")
+    .option("--tls-key <file>", "key of --tls-cert (PEM)")
+    .addOption(logLevelOption())
+    .allowExcessArguments(false)
+    .action(
+      async (opts: {
+        port: string;
+        address: string;
+        kubeconfig?: string;
+        context?: string;
+        auth: "none" | "token";
+        tlsCert?: string;
+        tlsKey?: string;
+        logLevel?: string;
+      }) => {
+        serverCommandAvailable("dashboard");
+        if (!!opts.tlsCert !== !!opts.tlsKey) throw new UsageError("--tls-cert and --tls-key go together");
+        for (const [flag, file] of [
+          ["--tls-cert", opts.tlsCert],
+          ["--tls-key", opts.tlsKey],
+        ] as const)
+          if (file && !existsSync(file)) throw new UsageError(`${flag} ${file}: no such file`);
+        if (opts.auth === "none" && !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(opts.address))
+          io.stderr(
+            `warning: --address ${opts.address} with --auth none: anyone who reaches the port sees what the dashboard's ServiceAccount reads\n`,
+          );
+        const { runDashboard } = await import("../dashboard/main.ts");
+        await runDashboard(opts);
+      },
+    );
 
   program
     .command("write-envs")

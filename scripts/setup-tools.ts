@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import yauzl from "yauzl";
 import { type ToolSet, toolSets } from "../lib/tools.ts";
+import { setupBrowser } from "./setup-browser.ts";
 import { setupFuse } from "./setup-fuse.ts";
 
 const require = createRequire(import.meta.url);
@@ -47,3 +48,7 @@ const fuseProblem = setupFuse((msg) => console.log(msg));
 if (fuseProblem)
   console.warn(`FUSE stand-in unavailable: ${fuseProblem}; tests that mount through FUSE will fail or skip.`);
 else if (!quiet) console.log("FUSE stand-in: unionfs-fuse and /dev/fuse available");
+const browserProblem = setupBrowser((msg) => console.log(msg));
+if (browserProblem)
+  console.warn(`Browser tests unavailable: ${browserProblem}; test/dashboard/browser.test.ts will skip.`);
+else if (!quiet) console.log("Browser tests: chromium available");

@@ -4,20 +4,9 @@
 // `doctorAccess`), has a deadline, and a refused read becomes a ReadFailure instead of an exception:
 // the engine then says "cannot tell" for the links that needed it.
 import * as k8s from "@kubernetes/client-node";
+import { checkSecrets } from "../../driver/doctor/secrets.ts";
+import type { ReadFailure, Snapshot, Target } from "../../driver/doctor/snapshot.ts";
 import {
-  checkVolumeSettings,
-  digestSecret,
-  isJuiceFSVolume,
-  publishSecretRef,
-  type ReadFailure,
-  type SecretDigest,
-  type SettingsCheck,
-  type Snapshot,
-  secretValues,
-  type Target,
-} from "../../driver/doctor/snapshot.ts";
-import {
-  driverName,
   globalConfigKey,
   globalConfigName,
   labels,
@@ -151,49 +140,17 @@ export async function gatherSnapshot(o: GatherOptions): Promise<Snapshot> {
 
   // Secrets: reduced to key names at once; settings checked while the values are in hand.
   progress("checking Secrets and settings (values are never kept)");
-  const secrets: SecretDigest[] = [];
-  const settings: SettingsCheck[] = [];
-  const pvsInScope = pvs.filter(
-    (pv) =>
-      pvcs.some((pvc) => pvc.spec?.volumeName === pv.metadata?.name) ||
-      (!all && target.kind === "pv" && pv.metadata?.name === target.name),
-  );
   const readSecret = async (namespace: string, name: string) => {
     const s = await read("secrets", () => c.core.readNamespacedSecret({ namespace, name }));
     if (s === undefined && failures.some((f) => f.what === "secrets")) return undefined;
     return s ?? null;
   };
-  for (const pv of pvsInScope.filter(isJuiceFSVolume)) {
-    const ref = publishSecretRef(pv);
-    if (!ref) continue;
-    const s = await readSecret(ref.namespace, ref.name);
-    if (s === undefined) continue;
-    if (!secrets.some((d) => d.namespace === ref.namespace && d.name === ref.name))
-      secrets.push(digestSecret(ref.namespace, ref.name, s ?? undefined));
-    if (s) {
-      const pvc = pvcs.find((x) => x.spec?.volumeName === pv.metadata?.name);
-      const sc = storageClasses.find((x) => x.metadata?.name === pv.spec?.storageClassName);
-      settings.push(
-        checkVolumeSettings({
-          pv,
-          ...(pvc ? { pvc } : {}),
-          ...(sc ? { sc } : {}),
-          secret: secretValues(s),
-          secretRef: ref,
-        }),
-      );
-    }
-  }
-  // Provisioner Secrets of the StorageClasses of pending claims.
-  for (const pvc of pvcs.filter((p) => p.status?.phase !== "Bound")) {
-    const sc = storageClasses.find((x) => x.metadata?.name === pvc.spec?.storageClassName);
-    const name = sc?.parameters?.["csi.storage.k8s.io/provisioner-secret-name"];
-    if (!sc || sc.provisioner !== driverName || !name || name.includes("${")) continue;
-    const sns = sc.parameters?.["csi.storage.k8s.io/provisioner-secret-namespace"] ?? "default";
-    if (secrets.some((d) => d.namespace === sns && d.name === name)) continue;
-    const s = await readSecret(sns, name);
-    if (s !== undefined) secrets.push(digestSecret(sns, name, s ?? undefined));
-  }
+  const pvsInScope = pvs.filter(
+    (pv) =>
+      pvcs.some((pvc) => pvc.spec?.volumeName === pv.metadata?.name) ||
+      (!all && target.kind === "pv" && pv.metadata?.name === target.name),
+  );
+  const { secrets, settings } = await checkSecrets({ pvs: pvsInScope, pvcs, storageClasses, readSecret });
 
   progress("reading the driver's pods, CSINodes, Mount Pods and webhooks");
   const nodes = new Set(pods.map((p) => p.spec?.nodeName).filter((n): n is string => !!n));

@@ -1301,6 +1301,9 @@ export interface SummaryRow {
   verdict: Verdict;
   code: string;
   summary: string;
+  /** The broken link's reason and remedy, when it has them (the dashboard shows them beside the row). */
+  why?: string;
+  fix?: string;
 }
 
 /**
@@ -1322,6 +1325,8 @@ export function diagnoseAll(s: Snapshot): { rows: SummaryRow[]; checked: number 
         verdict: bad.verdict,
         code: bad.code,
         summary: `${bad.object}: ${bad.summary}`,
+        ...(bad.why ? { why: bad.why } : {}),
+        ...(bad.fix ? { fix: bad.fix } : {}),
       });
   };
   for (const pod of s.pods) {
@@ -1375,6 +1380,8 @@ export function diagnoseAll(s: Snapshot): { rows: SummaryRow[]; checked: number 
         verdict: link.verdict,
         code: link.code,
         summary: link.summary,
+        ...(link.why ? { why: link.why } : {}),
+        ...(link.fix ? { fix: link.fix } : {}),
       });
   }
   return { rows, checked };

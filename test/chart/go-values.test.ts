@@ -303,7 +303,8 @@ t.test("NOTES.txt lists every Go key it renamed or that has no effect, with the 
     "node.ifPollingKubelet",
     "node.livenessProbe",
     "metrics.enabled/port/service",
-    "dashboard:",
+    "dashboard.enableManager",
+    "dashboard.auth.enabled/existingSecret/username/password",
     "defaultMountImage",
     "webhook.certManager.enabled",
   ])

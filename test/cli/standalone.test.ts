@@ -73,6 +73,9 @@ t.test("usage errors exit 2; the servers are not in the single file", async (t) 
     d.stderr,
     /^juicefs-csi: driver: not part of the single-file CLI; run it from the juicefs-csi image/,
   );
+  const dash = run(exe, ["dashboard"]);
+  t.equal(dash.status, 2);
+  t.match(dash.stderr, /^juicefs-csi: dashboard: not part of the single-file CLI/);
 });
 
 t.test("lint-values uses the chart built into the file (helm from $HELM)", async (t) => {

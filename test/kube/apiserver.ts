@@ -35,6 +35,16 @@ import {
   type WatchFilter,
 } from "./store.ts";
 
+/** One RBAC rule of the stand-in (grant()): like a PolicyRule, in given namespaces or (absent) cluster-wide. */
+export interface AccessRule {
+  verbs: string[];
+  /** Plural names, subresources as `pods/log`; `*` for all. */
+  resources: string[];
+  /** API groups; default the core group. */
+  groups?: string[];
+  namespaces?: string[];
+}
+
 export interface PodLogRequest {
   namespace: string;
   name: string;
@@ -122,6 +132,8 @@ export class ApiServer {
   readonly token = token();
   /** Extra identities (token → user name); the default token is user "admin". */
   private readonly users = new Map<string, string>();
+  /** RBAC rules of users that have some (grant()); users without are unrestricted. */
+  private readonly rules = new Map<string, AccessRule[]>();
   /** What each user did: "verb group/resource[/sub] namespace|*" (to compare with the RBAC the chart grants). */
   readonly accessLog = new Map<string, Set<string>>();
   /** Requests served, by "verb resource[/subresource]" (for tests that count API calls). */
@@ -183,6 +195,130 @@ export class ApiServer {
     const t = token();
     this.users.set(t, name);
     return t;
+  }
+
+  /**
+   * RBAC for one user: from now on the user may do only what `rules` allow (their requests get the
+   * real server's 403 otherwise, and SubjectAccessReviews about them answer by the same rules).
+   * Users without rules may do everything (the stand-in's default).
+   */
+  grant(user: string, rules: AccessRule[]): void {
+    this.rules.set(user, [...(this.rules.get(user) ?? []), ...rules]);
+  }
+
+  /** What RBAC answers for `user` (rbac.authorization.k8s.io semantics: a namespaced rule covers its namespaces only). */
+  private permits(
+    user: string,
+    a: { verb: string; group: string; resource: string; subresource?: string; namespace?: string },
+  ): boolean {
+    const rules = this.rules.get(user);
+    if (!rules) return true;
+    const res = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
+    return rules.some(
+      (r) =>
+        (r.verbs.includes(a.verb) || r.verbs.includes("*")) &&
+        (r.groups ?? [""]).includes(a.group) &&
+        (r.resources.includes(res) || r.resources.includes("*")) &&
+        (!r.namespaces || (a.namespace !== undefined && r.namespaces.includes(a.namespace))),
+    );
+  }
+
+  private forbidden(
+    user: string,
+    a: {
+      verb: string;
+      group: string;
+      resource: string;
+      subresource?: string;
+      namespace?: string;
+      name?: string;
+    },
+  ): ApiError {
+    const res = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
+    return new ApiError(
+      403,
+      "Forbidden",
+      `${res}${a.name ? ` "${a.name}"` : ""} is forbidden: User "${user}" cannot ${a.verb} resource "${res}" in API group "${a.group}" ${a.namespace ? `in the namespace "${a.namespace}"` : "at the cluster scope"}`,
+    );
+  }
+
+  /**
+   * authentication.k8s.io/v1 TokenReview and authorization.k8s.io/v1 SubjectAccessReview (create
+   * only, never stored), as the real server answers them: the reviewed token's user and groups; a
+   * SubjectAccessReview's resourceAttributes judged by the user's rules.
+   */
+  private reviews(
+    pathname: string,
+    method: string,
+    body: KObj,
+    res: ServerResponse,
+    caller: string,
+  ): boolean {
+    const token = /^\/apis\/authentication\.k8s\.io\/v1\/tokenreviews\/?$/.test(pathname);
+    const sar = /^\/apis\/authorization\.k8s\.io\/v1\/subjectaccessreviews\/?$/.test(pathname);
+    if (!token && !sar) return false;
+    if (method !== "POST")
+      throw new ApiError(
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+      );
+    const resource = token ? "tokenreviews" : "subjectaccessreviews";
+    const group = token ? "authentication.k8s.io" : "authorization.k8s.io";
+    if (!this.permits(caller, { verb: "create", group, resource }))
+      throw this.forbidden(caller, { verb: "create", group, resource });
+    this.requestCounts.set(`create ${resource}`, (this.requestCounts.get(`create ${resource}`) ?? 0) + 1);
+    if (!this.accessLog.has(caller)) this.accessLog.set(caller, new Set());
+    this.accessLog.get(caller)!.add(`create ${group}/${resource} *`);
+    if (token) {
+      const t = String(body?.spec?.token ?? "");
+      const name = t === this.token ? "admin" : this.users.get(t);
+      this.send(res, 201, {
+        kind: "TokenReview",
+        apiVersion: "authentication.k8s.io/v1",
+        metadata: { creationTimestamp: null },
+        spec: body?.spec ?? {},
+        status: name
+          ? {
+              authenticated: true,
+              user: { username: name, uid: `uid-${name}`, groups: ["system:authenticated"] },
+              audiences: [],
+            }
+          : { user: {}, error: "invalid bearer token" },
+      });
+      return true;
+    }
+    const spec = body?.spec ?? {};
+    const ra = spec.resourceAttributes;
+    if (!spec.user && !(spec.groups ?? []).length)
+      throw new ApiError(
+        422,
+        "Invalid",
+        'SubjectAccessReview.authorization.k8s.io "" is invalid: spec.user: Invalid value: "": at least one of user or group must be specified',
+      );
+    if (!ra)
+      throw new ApiError(
+        422,
+        "Invalid",
+        'SubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified',
+      );
+    const allowed = this.permits(String(spec.user ?? ""), {
+      verb: String(ra.verb ?? ""),
+      group: String(ra.group ?? ""),
+      resource: String(ra.resource ?? ""),
+      ...(ra.subresource ? { subresource: String(ra.subresource) } : {}),
+      ...(ra.namespace ? { namespace: String(ra.namespace) } : {}),
+    });
+    this.send(res, 201, {
+      kind: "SubjectAccessReview",
+      apiVersion: "authorization.k8s.io/v1",
+      metadata: { creationTimestamp: null },
+      spec,
+      status: allowed
+        ? { allowed: true, reason: "RBAC: allowed by the stand-in's rules" }
+        : { allowed: false },
+    });
+    return true;
   }
 
   /** A kubeconfig for this server (token auth; the CA when serving HTTPS). */
@@ -342,6 +478,15 @@ export class ApiServer {
   /** Counts the request, records it in the access log and applies injected faults. */
   private async admit(user: string, type: ResourceType, info: RequestInfo): Promise<void> {
     this.count(info);
+    const attrs = {
+      verb: info.verb,
+      group: type.group,
+      resource: type.plural,
+      ...(info.subresource ? { subresource: info.subresource } : {}),
+      ...(info.namespace ? { namespace: info.namespace } : {}),
+      ...(info.name ? { name: info.name } : {}),
+    };
+    if (!this.permits(user, attrs)) throw this.forbidden(user, attrs);
     const access = `${info.verb} ${type.group}/${type.plural}${info.subresource ? `/${info.subresource}` : ""} ${info.namespace ?? "*"}`;
     if (!this.accessLog.has(user)) this.accessLog.set(user, new Set());
     this.accessLog.get(user)!.add(access);
@@ -437,6 +582,10 @@ export class ApiServer {
       return;
     }
     if (this.discovery(url.pathname, res)) return;
+    if (/^\/apis\/(authentication|authorization)\.k8s\.io\/v1\//.test(url.pathname)) {
+      const body = (await this.readBody(req)) as KObj;
+      if (this.reviews(url.pathname, req.method ?? "GET", body, res, user)) return;
+    }
     const p = this.parsePath(url.pathname);
     if (!p) throw new ApiError(404, "NotFound", `the server could not find the requested resource`);
     const q = url.searchParams;

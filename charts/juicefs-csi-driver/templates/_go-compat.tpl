@@ -46,7 +46,7 @@ a choice of the user, so this chart's own versions are used; any other value (a 
 {{- end -}}
 {{- if eq (toString $img.pullPolicy) "" -}}{{- $_ := set $img "pullPolicy" "IfNotPresent" -}}{{- end -}}
 {{- if hasKey $v "dashboardImage" -}}
-{{- $noEffect = append $noEffect "dashboardImage: this driver has no dashboard (use kubectl, the pods' Events and the metrics)" -}}
+{{- $noEffect = append $noEffect "dashboardImage: the dashboard runs from this chart's image (image.repository)" -}}
 {{- end -}}
 
 {{- /* Sidecar images: Go key → ours, copied unless equal to the Go default pin. */ -}}
@@ -120,7 +120,7 @@ every field of an applied ConfigMap (driver/juicefs/global-config.ts). */ -}}
 
 {{- /* Service accounts: the Go names and annotations (IAM roles trust a ServiceAccount by name). */ -}}
 {{- with $v.serviceAccount -}}
-{{- if .dashboard -}}{{- $noEffect = append $noEffect "serviceAccount.dashboard: this driver has no dashboard" -}}{{- end -}}
+{{- if .dashboard -}}{{- $noEffect = append $noEffect "serviceAccount.dashboard: the dashboard's ServiceAccount is <fullname>-dashboard, with a read-only ClusterRole" -}}{{- end -}}
 {{- end -}}
 
 {{- /* Controller and node plugin: renamed keys and keys without effect. */ -}}
@@ -201,8 +201,29 @@ every field of an applied ConfigMap (driver/juicefs/global-config.ts). */ -}}
 {{- $noEffect = append $noEffect "metrics.enabled/port/service: see metrics.serviceMonitor and metrics.podMonitor" -}}
 {{- end -}}
 {{- end -}}
-{{- if hasKey $v "dashboard" -}}
-{{- $noEffect = append $noEffect "dashboard: this driver has no dashboard (kubectl get pods -l app.kubernetes.io/name=juicefs-mount, the pods' Events, metrics)" -}}
+{{- /* dashboard: enabled, replicas, resources, service, ingress, priorityClassName mean the same; the rest: */ -}}
+{{- with $v.dashboard -}}
+{{- if hasKey . "enableManager" -}}
+{{- $noEffect = append $noEffect "dashboard.enableManager: this dashboard is read-only (delete a Mount Pod with kubectl, warm a cache with juicefs-csi warmup)" -}}
+{{- $_ := unset . "enableManager" -}}
+{{- end -}}
+{{- if hasKey . "hostNetwork" -}}
+{{- $noEffect = append $noEffect "dashboard.hostNetwork: the dashboard needs no host network" -}}
+{{- $_ := unset . "hostNetwork" -}}
+{{- end -}}
+{{- with .auth -}}
+{{- if .enabled -}}
+{{- fail "dashboard.auth.enabled: true (user name and password): this dashboard has no basic auth; use dashboard.auth.mode: token (users sign in with their Kubernetes token, each view authorised with SubjectAccessReview), or leave auth off and reach it with kubectl port-forward" -}}
+{{- end -}}
+{{- if or (hasKey . "enabled") (hasKey . "existingSecret") (hasKey . "username") (hasKey . "password") -}}
+{{- $noEffect = append $noEffect "dashboard.auth.enabled/existingSecret/username/password: no basic auth here; see dashboard.auth.mode (none: port-forward; token: Kubernetes tokens)" -}}
+{{- range $k := list "enabled" "existingSecret" "username" "password" -}}{{- $_ := unset $v.dashboard.auth $k -}}{{- end -}}
+{{- end -}}
+{{- if not (hasKey . "mode") -}}{{- $_ := set . "mode" "none" -}}{{- end -}}
+{{- end -}}
+{{- with .service -}}
+{{- if not .port -}}{{- $_ := set . "port" 8088 -}}{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{- /* Mount images */ -}}
