@@ -220,7 +220,9 @@ t.test(
 );
 
 t.test("progress: a bar on a terminal, plain lines otherwise", { skip }, async (t) => {
-  e.setFailure("warmup=slow-file:120");
+  // Long enough per file that, under load, a progress update with 1-3 files still lands after the
+  // 100 ms interval (with 120 ms they could all arrive at once and only "0 files so far" be printed).
+  e.setFailure("warmup=slow-file:400");
   t.teardown(() => e.setFailure(""));
   const bar = await run(["models"], { tty: true });
   t.ok(bar.ok);
