@@ -4,6 +4,7 @@
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import type { DashboardOptions } from "../dashboard/main.ts";
 import { containerPaths, paths } from "../driver/juicefs/constants.ts";
 import { logLevels } from "../lib/log.ts";
 import { isSingleExecutable } from "../lib/sea.ts";
@@ -134,32 +135,21 @@ export function buildProgram(io: CliIO, opts: ProgramOptions = {}): Command {
     .option("--tls-key <file>", "key of --tls-cert (PEM)")
     .addOption(logLevelOption())
     .allowExcessArguments(false)
-    .action(
-      async (opts: {
-        port: string;
-        address: string;
-        kubeconfig?: string;
-        context?: string;
-        auth: "none" | "token";
-        tlsCert?: string;
-        tlsKey?: string;
-        logLevel?: string;
-      }) => {
-        serverCommandAvailable("dashboard");
-        if (!!opts.tlsCert !== !!opts.tlsKey) throw new UsageError("--tls-cert and --tls-key go together");
-        for (const [flag, file] of [
-          ["--tls-cert", opts.tlsCert],
-          ["--tls-key", opts.tlsKey],
-        ] as const)
-          if (file && !existsSync(file)) throw new UsageError(`${flag} ${file}: no such file`);
-        if (opts.auth === "none" && !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(opts.address))
-          io.stderr(
-            `warning: --address ${opts.address} with --auth none: anyone who reaches the port sees what the dashboard's ServiceAccount reads\n`,
-          );
-        const { runDashboard } = await import("../dashboard/main.ts");
-        await runDashboard(opts);
-      },
-    );
+    .action(async (opts: DashboardOptions) => {
+      serverCommandAvailable("dashboard");
+      if (!!opts.tlsCert !== !!opts.tlsKey) throw new UsageError("--tls-cert and --tls-key go together");
+      for (const [flag, file] of [
+        ["--tls-cert", opts.tlsCert],
+        ["--tls-key", opts.tlsKey],
+      ] as const)
+        if (file && !existsSync(file)) throw new UsageError(`${flag} ${file}: no such file`);
+      if (opts.auth === "none" && !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(opts.address))
+        io.stderr(
+          `warning: --address ${opts.address} with --auth none: anyone who reaches the port sees what the dashboard's ServiceAccount reads\n`,
+        );
+      const { runDashboard } = await import("../dashboard/main.ts");
+      await runDashboard(opts);
+    });
 
   program
     .command("write-envs")

@@ -24,6 +24,7 @@ import {
 import type { Logger } from "pino";
 import { checkSecrets } from "../driver/doctor/secrets.ts";
 import type { ReadFailure, SecretDigest, SettingsCheck } from "../driver/doctor/snapshot.ts";
+import { describeApiError } from "../driver/kube/client.ts";
 import { secretValues as valuesToHide } from "../driver/mount/redact.ts";
 
 /** The objects a Snapshot is made of, as the informers hold them now. */
@@ -155,7 +156,7 @@ export function createClusterCache(kc: KubeConfig, opts: CacheOptions = {}): Clu
           return await core.readNamespacedSecret({ namespace, name });
         } catch (e) {
           if ((e as { code?: number }).code === 404) return null;
-          failed ??= describe(e);
+          failed ??= describeApiError(e);
           return undefined;
         }
       },
@@ -205,7 +206,7 @@ export function createClusterCache(kc: KubeConfig, opts: CacheOptions = {}): Clu
       while (!stopped && !informers.every((i) => i.listed)) await new Promise((r) => setTimeout(r, 50));
       if (stopped) return;
       await refreshSecrets().catch((e: unknown) => {
-        secretFailure = describe(e);
+        secretFailure = describeApiError(e);
       });
       secretsRead = true;
       const loop = () => {
@@ -213,7 +214,7 @@ export function createClusterCache(kc: KubeConfig, opts: CacheOptions = {}): Clu
           if (stopped) return;
           refreshSecrets()
             .catch((e: unknown) =>
-              opts.log?.warn({ err: describe(e) }, "reading the volumes' Secrets failed"),
+              opts.log?.warn({ err: describeApiError(e) }, "reading the volumes' Secrets failed"),
             )
             .finally(loop);
         }, opts.secretRefreshMs ?? 30_000);
@@ -227,15 +228,4 @@ export function createClusterCache(kc: KubeConfig, opts: CacheOptions = {}): Clu
       await Promise.all(informers.map((i) => i.inf.stop().catch(() => {})));
     },
   };
-}
-
-function describe(e: unknown): string {
-  const code = (e as { code?: number }).code;
-  let msg = (e as Error).message?.split("\n")[0] ?? String(e);
-  const body = (e as { body?: unknown }).body;
-  if (typeof body === "string")
-    try {
-      msg = (JSON.parse(body) as { message?: string }).message ?? msg;
-    } catch {}
-  return code ? `${code}: ${msg}` : msg;
 }

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { createLogger } from "../lib/log.ts";
 import { createRegistry } from "../lib/metrics.ts";
+import { untilSignal } from "../lib/shutdown.ts";
 import { type Authorizer, portForwardAuthorizer } from "./auth.ts";
 import { type ClusterSource, createClusterCache } from "./cache.ts";
 import { apiLogReader, type LogReader } from "./logs.ts";
@@ -81,8 +82,8 @@ export async function startDashboard(o: DashboardStartOptions): Promise<Dashboar
   };
 }
 
-/** `juicefs-csi dashboard`: serves until SIGTERM/SIGINT. */
-export async function runDashboard(opts: {
+/** The command line of `juicefs-csi dashboard` (cli/main.ts), as commander parses it. */
+export interface DashboardOptions {
   port: string;
   address: string;
   kubeconfig?: string;
@@ -91,7 +92,10 @@ export async function runDashboard(opts: {
   tlsCert?: string;
   tlsKey?: string;
   logLevel?: string;
-}): Promise<void> {
+}
+
+/** `juicefs-csi dashboard`: serves until SIGTERM/SIGINT. */
+export async function runDashboard(opts: DashboardOptions): Promise<void> {
   const log = createLogger({ level: opts.logLevel, name: "juicefs-csi-dashboard" });
   const { loadKubeConfig } = await import("../cli/doctor/command.ts");
   const kc = await loadKubeConfig(opts.kubeconfig, opts.context);
@@ -103,24 +107,6 @@ export async function runDashboard(opts: {
     ...(opts.tlsCert && opts.tlsKey ? { tls: { certFile: opts.tlsCert, keyFile: opts.tlsKey } } : {}),
     log,
   });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, "shutting down");
-      const force = setTimeout(resolve, 10_000);
-      force.unref();
-      handle.close().then(
-        () => {
-          clearTimeout(force);
-          resolve();
-        },
-        (err: unknown) => {
-          log.error({ err: String(err) }, "error during shutdown");
-          resolve();
-        },
-      );
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  await untilSignal(() => handle.close(), log, { graceMs: 10_000, closing: "shutting down" });
   log.flush?.();
 }

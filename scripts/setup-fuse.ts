@@ -2,24 +2,10 @@
 // unionfs-fuse, like the real client leaves a dead mount (ENOTCONN) when it is killed. This step
 // installs the package when it is missing and this machine can (root, apt-get, /dev/fuse); otherwise it
 // says what is missing. It never fails the set-up: tests that mount need root and FUSE and say so.
-import { spawnSync } from "node:child_process";
-import { accessSync, constants, existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { aptInstall, aptUnavailable, onPath } from "./apt.ts";
 
 export const fusePackage = "unionfs-fuse";
-
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
-    const p = join(dir || ".", name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 /** Why the FUSE stand-in cannot run here (undefined: it can). */
 export function fuseUnavailable(): string | undefined {
@@ -31,25 +17,11 @@ export function fuseUnavailable(): string | undefined {
 
 /** Installs unionfs-fuse with apt-get when missing; returns the problem left, if any. */
 export function setupFuse(log: (msg: string) => void): string | undefined {
-  let problem = fuseUnavailable();
+  const problem = fuseUnavailable();
   if (problem === undefined || onPath("unionfs-fuse") || !existsSync("/dev/fuse")) return problem;
-  if (process.getuid?.() !== 0 || !onPath("apt-get"))
-    return `${problem}: install the Debian package ${fusePackage} as root (apt-get install -y ${fusePackage})`;
-  log(`installing ${fusePackage} (the FUSE server of the JuiceFS stand-in) with apt-get`);
-  const install = () =>
-    spawnSync("apt-get", ["install", "-y", "--no-install-recommends", fusePackage], {
-      stdio: ["ignore", "ignore", "pipe"],
-      encoding: "utf8",
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
-  let r = install();
-  if (r.status !== 0) {
-    // A fresh machine may have no package lists yet.
-    spawnSync("apt-get", ["update"], { stdio: "ignore" });
-    r = install();
-  }
-  problem = fuseUnavailable();
-  if (r.status !== 0)
-    return `apt-get install ${fusePackage} failed: ${(r.stderr ?? "").trim().split("\n").slice(-2).join("; ")}`;
-  return problem;
+  const manual = aptUnavailable(fusePackage);
+  if (manual) return `${problem}: ${manual}`;
+  const failed = aptInstall(fusePackage, "the FUSE server of the JuiceFS stand-in", log);
+  if (failed) return failed;
+  return fuseUnavailable();
 }

@@ -8,6 +8,7 @@ import { GlobalConfigFile } from "../driver/global-config-file.ts";
 import { nodeRuntimeEnv, ports, webhookNodeOptions } from "../driver/juicefs/index.ts";
 import { createLogger } from "../lib/log.ts";
 import { createRegistry } from "../lib/metrics.ts";
+import { untilSignal } from "../lib/shutdown.ts";
 import { type AdmissionRequest, admissionApiVersion } from "./admission.ts";
 import { loadConfig, supportsNativeSidecars, type WebhookConfig } from "./config.ts";
 import type { ClusterLookup, LookupStats } from "./lookup.ts";
@@ -290,28 +291,9 @@ export async function runWebhook(opts: Record<string, unknown>): Promise<void> {
     config,
     log,
   });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, "shutting down: finishing in-flight reviews");
-      // Past this, the kubelet's SIGKILL would come anyway; leave with a clear log line instead.
-      const force = setTimeout(() => {
-        log.warn("shutdown took too long; exiting");
-        resolve();
-      }, 25_000);
-      force.unref();
-      handle.close().then(
-        () => {
-          clearTimeout(force);
-          resolve();
-        },
-        (err: unknown) => {
-          log.error({ err: String(err) }, "error during shutdown");
-          resolve();
-        },
-      );
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+  await untilSignal(() => handle.close(), log, {
+    graceMs: 25_000,
+    closing: "shutting down: finishing in-flight reviews",
   });
   log.flush?.();
 }

@@ -15,6 +15,7 @@ import {
   volumeIdLabelValue,
 } from "../../driver/juicefs/index.ts";
 import { injectedClaims, sidecarClientContainers } from "../../driver/juicefs/injected.ts";
+import { describeApiError } from "../../driver/kube/client.ts";
 
 /** Labels of this driver's own pods (chart _helpers.tpl componentLabels). */
 export const driverPodSelector = "app.kubernetes.io/part-of=juicefs-csi";
@@ -286,16 +287,4 @@ export function detectMode(driverPods: k8s.V1Pod[]): { mountMode?: Snapshot["mou
       if (env === "pod" || env === "process" || env === "sidecar") return { mountMode: env };
     }
   return {};
-}
-
-/** An API error in one line: "<code>: <the server's Status message>" (or the client's message). */
-export function describeApiError(e: unknown): string {
-  const code = (e as { code?: number }).code;
-  let msg = (e as Error).message?.split("\n")[0] ?? String(e);
-  const body = (e as { body?: unknown }).body;
-  if (typeof body === "string")
-    try {
-      msg = (JSON.parse(body) as { message?: string }).message ?? msg;
-    } catch {}
-  return code ? `${code}: ${msg}` : msg;
 }

@@ -7,8 +7,8 @@
 // Progress goes to stderr (a bar on a terminal, plain lines otherwise), one result line per client to
 // stdout. Exit 0 when every client warmed up, 1 when one failed or none runs, 2 for a bad command line.
 import type * as k8s from "@kubernetes/client-node";
+import { describeApiError } from "../../driver/kube/client.ts";
 import { loadKubeConfig } from "../doctor/command.ts";
-import { describeApiError } from "../doctor/gather.ts";
 import { UsageError } from "../errors.ts";
 import { ExecRefused, execInContainer } from "./exec.ts";
 import { runWarmupJob } from "./job.ts";

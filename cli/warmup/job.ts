@@ -7,7 +7,7 @@
 // (1.2 MiB bytes)"); stderr says where the Job is (created, scheduled on a node, running) instead.
 // Fails fast, deleting the Job, when its pod cannot be scheduled or its image cannot be pulled.
 import type * as k8s from "@kubernetes/client-node";
-import { describeApiError } from "../doctor/gather.ts";
+import { describeApiError } from "../../driver/kube/client.ts";
 import {
   type WarmupClient,
   WarmupError,

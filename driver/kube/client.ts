@@ -32,6 +32,13 @@ export function apiMessage(e: unknown): string {
   return (e as Error).message?.split("\n")[0] ?? String(e);
 }
 
+/** An API error in one line: "<code>: <the server's Status message>" (or the client's message). */
+export function describeApiError(e: unknown): string {
+  const code = (e as { code?: number }).code;
+  const msg = apiMessage(e);
+  return code ? `${code}: ${msg}` : msg;
+}
+
 export const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
 
 /**

@@ -1161,22 +1161,15 @@ export class PodClientManager implements ClientManager {
     const mpIndex = mountArgs.lastIndexOf(meta.mountPoint);
     const source = mpIndex > 0 ? mountArgs[mpIndex - 1]! : meta.volumeId;
     // Through the Mount Pod's own start script: it reads the meta URL from $JFS_METAURL, moves its
-    // password to $META_PASSWORD and passes the URL without it where the placeholder stands (word 4:
-    // /bin/sh -c <script> <meta>), so no password is ever in a process's arguments.
+    // password to $META_PASSWORD and passes the URL without it where the placeholder stands (its 1-based
+    // word position: /bin/sh -c <script> <meta> <dirs>), so no password is in any process's arguments.
     const command = ["/bin/sh", "-c", startScript, "juicefs-clean-cache"];
-    const args = [
-      "0",
-      source === metaUrlPlaceholder ? "4" : "",
-      "",
-      "/bin/sh",
-      "-c",
-      script,
-      source,
-      ...dirs,
-    ];
+    const words = ["/bin/sh", "-c", script, source, ...dirs];
+    const metaAt = source === metaUrlPlaceholder ? String(words.indexOf(source) + 1) : "";
+    const args = ["0", metaAt, "", ...words];
     const name = `${meta.podName.slice(0, 50)}-clean`;
     // The Mount Pod's Secret is gone: its references point at the Job's own copy (owned by the Job, so
-    // it goes when the Job's TTL removes it). A Go Mount Pod's Secret is owned by its pod: same rule.
+    // it goes when the Job's TTL removes it). Go Mount Pods get no clean-cache Job (cleanCacheDirs empty).
     const env = (container.env ?? []).map((e) =>
       e.valueFrom?.secretKeyRef
         ? { ...e, valueFrom: { secretKeyRef: { ...e.valueFrom.secretKeyRef, name } } }

@@ -7,7 +7,7 @@ import { dashboardAccess, dashboardSecretAccess, dashboardTokenAccess } from "..
 import {
   container,
   has,
-  helm,
+  installDryRun,
   namespace,
   ofKind,
   one,
@@ -133,16 +133,7 @@ t.test("the Go chart's defaults (dashboard.enabled: true) give the read-only das
 });
 
 t.test("NOTES.txt says how to reach it", async (t) => {
-  const r = await helm([
-    "install",
-    release,
-    "charts/juicefs-csi-driver",
-    "--dry-run=client",
-    "--namespace",
-    namespace,
-    "--set",
-    "dashboard.enabled=true",
-  ]);
+  const r = await installDryRun(["--set", "dashboard.enabled=true"]);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, `kubectl port-forward -n ${namespace} deploy/${name} 8088:8088`);
 });

@@ -7,6 +7,7 @@ import { has, ofKind, one, release, render } from "./helpers.ts";
 interface Rule {
   apiGroups?: string[];
   resources?: string[];
+  resourceNames?: string[];
   verbs: string[];
 }
 const name = `${release}-doctor`;
@@ -30,6 +31,13 @@ t.test("doctor.rbac.create: exactly what the doctor reads, read-only", async (t)
   const objs = await render(["--set", "doctor.rbac.create=true"]);
   const role = one(objs, "ClusterRole", name) as unknown as { rules: Rule[] };
   t.same(grants(role.rules), expected([...doctorAccess, doctorSecretAccess]));
+  // Rules the code narrows to named objects (the global config ConfigMap) are as narrow in the chart.
+  for (const a of doctorAccess.filter((x) => x.resourceNames))
+    t.same(
+      role.rules.find((r) => r.resources?.includes(a.resource))?.resourceNames,
+      [...a.resourceNames!],
+      `${a.resource}: only ${a.resourceNames!.join(", ")}`,
+    );
   for (const r of role.rules)
     t.ok(
       r.verbs.every((v) => v === "get" || v === "list"),

@@ -3,16 +3,15 @@
 // value this driver cannot honour fails the render naming the key and the replacement.
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: pathPattern templates are ${...} in plain strings
 import t from "tap";
-import { parseGlobalConfig } from "../../driver/juicefs/index.ts";
+import { globalConfigKey, globalConfigName, parseGlobalConfig } from "../../driver/juicefs/index.ts";
 import {
   type Container,
   container,
-  helm,
+  installDryRun,
   namespace,
   ofKind,
   one,
   podSpec,
-  release,
   renderCi,
   template,
   valuesArgs,
@@ -151,10 +150,10 @@ t.test("every mapped Go key lands where it means the same", async (t) => {
   t.equal(container(ctrl, "install-juicefs").image, "registry.example.com/juicedata/mount:ce-v1.3.0");
 
   // global config: the Go ConfigMap, with the Go patches, read by the node plugins without restarts
-  const gcMap = one(objs, "ConfigMap", "juicefs-csi-driver-config") as unknown as {
+  const gcMap = one(objs, "ConfigMap", globalConfigName) as unknown as {
     data: Record<string, string>;
   };
-  const parsedGc = parseGlobalConfig(gcMap.data["config.yaml"] ?? "");
+  const parsedGc = parseGlobalConfig(gcMap.data[globalConfigKey] ?? "");
   t.ok(
     parsedGc.ok,
     parsedGc.ok ? "the rendered config parses as the driver reads it" : parsedGc.errors.join("; "),
@@ -163,12 +162,11 @@ t.test("every mapped Go key lands where it means the same", async (t) => {
     t.equal(parsedGc.config.mountPodPatch.length, 3);
     t.equal(parsedGc.config.mountPodPatch[2]?.pvcSelector?.matchStorageClassName, "juicefs-sc");
   }
-  t.ok(plugin.args?.includes("--global-config=/etc/juicefs-csi-global/config.yaml"));
+  t.ok(plugin.args?.includes(`--global-config=/etc/juicefs-csi-global/${globalConfigKey}`));
   t.ok(
     podSpec(node).volumes?.some(
       (v) =>
-        (v as { configMap?: { name: string; optional?: boolean } }).configMap?.name ===
-          "juicefs-csi-driver-config" &&
+        (v as { configMap?: { name: string; optional?: boolean } }).configMap?.name === globalConfigName &&
         (v as { configMap?: { optional?: boolean } }).configMap?.optional === true,
     ),
     "mounted, optional",
@@ -264,15 +262,7 @@ t.test("every mapped Go key lands where it means the same", async (t) => {
 });
 
 t.test("NOTES.txt lists every Go key it renamed or that has no effect, with the reason", async (t) => {
-  const r = await helm([
-    "install",
-    release,
-    "charts/juicefs-csi-driver",
-    "--dry-run=client",
-    "--namespace",
-    namespace,
-    ...valuesArgs(defaultsValues),
-  ]);
+  const r = await installDryRun([...valuesArgs(defaultsValues)]);
   t.equal(r.code, 0, r.stderr);
   const notes = r.stdout.slice(r.stdout.indexOf("NOTES:"));
   t.match(notes, "VALUES OF THE GO JUICEFS CSI DRIVER CHART");
@@ -309,14 +299,7 @@ t.test("NOTES.txt lists every Go key it renamed or that has no effect, with the 
     "webhook.certManager.enabled",
   ])
     t.ok(notes.includes(key), `NOTES mention ${key}`);
-  const own = await helm([
-    "install",
-    release,
-    "charts/juicefs-csi-driver",
-    "--dry-run=client",
-    "--namespace",
-    namespace,
-  ]);
+  const own = await installDryRun();
   t.notMatch(own.stdout, /GO JUICEFS CSI DRIVER/, "our own values get no Go notes");
 });
 

@@ -49,6 +49,11 @@ export async function helm(args: string[], set: ToolSet = "helm4"): Promise<Helm
   }
 }
 
+/** `helm install --dry-run=client` of the chart (what prints NOTES.txt), with extra arguments. */
+export function installDryRun(args: string[] = [], set: ToolSet = "helm4"): Promise<HelmRun> {
+  return helm(["install", release, chartDir, "--dry-run=client", "--namespace", namespace, ...args], set);
+}
+
 /** `helm template` of the chart with extra arguments (values files, --set). */
 export function template(args: string[], set: ToolSet = "helm4"): Promise<HelmRun> {
   return helm(

@@ -14,6 +14,7 @@
 import { parse } from "@marcbachmann/cel-js";
 import t from "tap";
 import { driverName, labels } from "../../driver/juicefs/constants.ts";
+import { globalConfigName } from "../../driver/juicefs/global-config.ts";
 import { type K8sObject, ofKind, render, renderCi } from "./helpers.ts";
 
 interface Webhook {
@@ -128,10 +129,10 @@ t.test("rendered matchConditions scope every webhook to what it can judge", asyn
       metadata: { name, namespace: "kube-system", ...metadata },
       data: { "config.yaml": "mountPodPatch: []" },
     });
-    t.ok(calls(v, "CREATE", cm("juicefs-csi-driver-config")));
-    t.ok(calls(v, "UPDATE", cm("juicefs-csi-driver-config"), cm("juicefs-csi-driver-config")));
+    t.ok(calls(v, "CREATE", cm(globalConfigName)));
+    t.ok(calls(v, "UPDATE", cm(globalConfigName), cm(globalConfigName)));
     t.notOk(calls(v, "CREATE", cm("kube-root-ca.crt")), "every other ConfigMap stays in the API server");
-    t.notOk(calls(v, "UPDATE", cm("juicefs-csi-driver-config", deleting), cm("juicefs-csi-driver-config")));
+    t.notOk(calls(v, "UPDATE", cm(globalConfigName, deleting), cm(globalConfigName)));
   });
 
   t.test(

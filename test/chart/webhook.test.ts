@@ -4,6 +4,7 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import t, { type Test } from "tap";
 import { parseManifests } from "../../cli/lint-values.ts";
 import { labels } from "../../driver/juicefs/constants.ts";
+import { globalConfigName } from "../../driver/juicefs/global-config.ts";
 import {
   chartDir,
   container,
@@ -92,7 +93,7 @@ t.test("defaults: mutating Fail, validating Ignore, 5 s, the admission API contr
     matchConditions: { expression: string }[];
   };
   t.same(gc.namespaceSelector, { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } });
-  t.equal(gc.matchConditions[0]!.expression, "object.metadata.name == 'juicefs-csi-driver-config'");
+  t.equal(gc.matchConditions[0]!.expression, `object.metadata.name == '${globalConfigName}'`);
   const off = webhooksOf(
     one(await render(["--set", "globalConfig.enabled=false"]), "ValidatingWebhookConfiguration"),
   );

@@ -4,11 +4,10 @@ import t from "tap";
 import { parse } from "yaml";
 import { driverName } from "../../driver/juicefs/constants.ts";
 import {
-  chartDir,
   container,
   flag,
   has,
-  helm,
+  installDryRun,
   type K8sObject,
   namespace,
   ofKind,
@@ -378,15 +377,7 @@ t.test("monitoring objects only when asked, and the Mount Pod monitor only in po
 
 t.test("NOTES tell the next step and warn about risky settings", async (t) => {
   const notes = async (args: string[]) => {
-    const r = await helm([
-      "install",
-      release,
-      chartDir,
-      "--dry-run=client",
-      "--namespace",
-      namespace,
-      ...args,
-    ]);
+    const r = await installDryRun([...args]);
     t.equal(r.code, 0, r.stderr);
     return r.stdout.slice(r.stdout.indexOf("NOTES:"));
   };

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import t, { type Test } from "tap";
 import { labels } from "../../driver/juicefs/index.ts";
+import { sidecarClientContainers } from "../../driver/juicefs/injected.ts";
 import { projectRoot } from "../../lib/paths.ts";
 import type { AdmissionReviewResponse } from "../../webhook/admission.ts";
 import type { MountMode } from "../../webhook/config.ts";
@@ -96,6 +97,12 @@ function checkInvariants(t: Tap, fx: Fixture, original: Obj, mutated: Obj) {
     (c) => /^jfs-mount(-\d+)?$/.test(c.name) && c.image?.startsWith("juicedata/mount"),
   );
   t.ok(sidecars.length > 0, "at least one sidecar");
+  // The operator's tools (doctor, the support bundle) find the same clients the webhook made.
+  t.same(
+    sidecarClientContainers(mutated).sort(),
+    sidecars.map((c) => c.name).sort(),
+    "doctor's sidecarClientContainers finds exactly these",
+  );
   const native = fx.native ?? true;
   if (native) {
     // First, or right after a native istio-proxy (the client needs the mesh up).
