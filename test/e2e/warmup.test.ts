@@ -373,7 +373,7 @@ const jobsOf = async (claimName: string) =>
 
 /** A claim "job" whose volume holds the files, and no client running for it. */
 let jobClaimReady: Promise<void> | undefined;
-function jobClaim(): Promise<void> {
+async function jobClaim(): Promise<void> {
   jobClaimReady ??= (async () => {
     await volume("pv-job", "job", { subPath: "job-dir" });
     await claim("job", "pv-job");
@@ -393,7 +393,13 @@ function jobClaim(): Promise<void> {
     await e.unpublish(target, "pv-job");
     await step("no Mount Pod of pv-job", async () => (await e.mountPods("pv-job")).length === 0);
   })();
-  return jobClaimReady;
+  await jobClaimReady;
+  // The previous test's Job mounted the claim through a Mount Pod, which goes shortly after the Job's
+  // pod: while it is still up (and still looks ready) warm-up would pick it instead of a Job.
+  await step(
+    "no Mount Pod of pv-job left by an earlier Job",
+    async () => (await e.mountPods("pv-job")).length === 0,
+  );
 }
 
 t.test(
